@@ -1,0 +1,1 @@
+"""xlsr_live.server"""

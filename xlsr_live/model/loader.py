@@ -1,0 +1,138 @@
+"""Load a Hugging Face wav2vec2 CTC checkpoint into xlsr-live's own torch modules."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..constants import SAMPLE_RATE
+from .checkpoint import CheckpointError, fold_weight_norm, read_state_dict, resolve_checkpoint
+from .config import UnsupportedModelError, Wav2Vec2Config
+from .tokenizer import CTCVocabulary
+from .wav2vec2 import Wav2Vec2ForCTC
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
+          "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+IGNORED_KEYS = ("wav2vec2.masked_spec_embed",)  # training-only (SpecAugment mask embedding)
+NORM_EPS = 1e-7  # Wav2Vec2FeatureExtractor's variance floor
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """preprocessor_config.json: what the model expects of its input waveform."""
+
+    do_normalize: bool = True
+    return_attention_mask: bool = False
+
+    def normalize(self, audio: np.ndarray) -> np.ndarray:
+        """Zero mean, unit variance over the whole array (if the checkpoint asks for it)."""
+        audio = np.asarray(audio, dtype=np.float32)
+        if not self.do_normalize or audio.size == 0:
+            return audio
+        return (audio - audio.mean()) / np.sqrt(audio.var() + NORM_EPS)
+
+    @classmethod
+    def from_directory(cls, directory: Path) -> "Preprocessing":
+        """Read preprocessor_config.json; absent means the transformers defaults."""
+        path = directory / "preprocessor_config.json"
+        if not path.is_file():
+            log.warning("%s: no preprocessor_config.json; assuming do_normalize=True", directory)
+            return cls()
+        raw = json.loads(path.read_text())
+        rate = raw.get("sampling_rate", SAMPLE_RATE)
+        if rate != SAMPLE_RATE:
+            raise UnsupportedModelError(f"{path}: sampling_rate {rate} is not supported; supported: {SAMPLE_RATE}")
+        return cls(bool(raw.get("do_normalize", True)), bool(raw.get("return_attention_mask", False)))
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    """A model ready for inference with everything needed to feed it and read its output."""
+
+    model: Wav2Vec2ForCTC
+    config: Wav2Vec2Config
+    vocab: CTCVocabulary
+    preprocessing: Preprocessing
+    source: Path
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def uses_attention_mask(self) -> bool:
+        """Layer-norm (XLSR) checkpoints take masks; group-norm (base) ones want zero padding."""
+        return self.preprocessing.return_attention_mask and self.config.feat_extract_norm == "layer"
+
+    @torch.inference_mode()
+    def logits(self, audio: np.ndarray) -> np.ndarray:
+        """Logits (T, V) as float32 for one whole input, normalised as the checkpoint asks."""
+        wave = torch.from_numpy(self.preprocessing.normalize(audio))[None].to(self.device, self.dtype)
+        return self.model(wave)[0].float().cpu().numpy()
+
+
+def parse_dtype(name: str | torch.dtype) -> torch.dtype:
+    """'fp32' / 'bf16' / 'fp16' (or a torch dtype) -> torch dtype; ValueError names the bad one."""
+    if isinstance(name, torch.dtype):
+        return name
+    try:
+        return DTYPES[str(name).lower()]
+    except KeyError:
+        raise ValueError(f"dtype {name!r} is not supported; supported: {sorted(DTYPES)}") from None
+
+
+def load_model(
+    name_or_path: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype = "float32",
+) -> LoadedModel:
+    """Load a local checkpoint directory or hub id (default: the packaged demo model)."""
+    started = time.perf_counter()
+    directory = resolve_checkpoint(name_or_path)
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise CheckpointError(f"{directory}: no config.json")
+    config = Wav2Vec2Config.from_dict(json.loads(config_path.read_text()), source=str(config_path))
+    vocab = CTCVocabulary.from_directory(directory)
+    if len(vocab) != config.vocab_size:
+        raise CheckpointError(
+            f"{directory}: vocab.json has {len(vocab)} tokens but the model's output layer "
+            f"(config vocab_size) has {config.vocab_size}"
+        )
+    model = Wav2Vec2ForCTC(config)
+    load_state(model, read_state_dict(directory), str(directory))
+    torch_device = torch.device(device)
+    model = model.eval().to(torch_device, parse_dtype(dtype))
+    loaded = LoadedModel(model, config, vocab, Preprocessing.from_directory(directory), directory,
+                         torch_device, parse_dtype(dtype))
+    log.info("loaded %s (%d layers x %d) in %.2f s", directory, config.num_hidden_layers,
+             config.hidden_size, time.perf_counter() - started)
+    return loaded
+
+
+def load_state(model: Wav2Vec2ForCTC, state: dict[str, torch.Tensor], source: str) -> None:
+    """Copy every tensor into the model; any missing, unexpected or mis-shaped tensor is fatal."""
+    state = fold_weight_norm(state)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected) - set(IGNORED_KEYS))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source}: tensors do not match a Wav2Vec2ForCTC of this config.json: "
+            f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''} ({len(missing)}), "
+            f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''} ({len(unexpected)})"
+        )
+    for key, tensor in expected.items():
+        if state[key].shape != tensor.shape:
+            raise CheckpointError(
+                f"{source}: tensor {key} has shape {tuple(state[key].shape)}, "
+                f"config.json implies {tuple(tensor.shape)}"
+            )
+    model.load_state_dict({k: state[k].float() for k in expected}, strict=True)

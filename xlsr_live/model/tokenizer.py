@@ -1,0 +1,127 @@
+"""Wav2Vec2CTCTokenizer conventions: vocab.json ids, pad = CTC blank, `|` = word delimiter."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from .config import UnsupportedModelError
+
+
+def _token_text(value: Any) -> str | None:
+    """tokenizer_config.json stores special tokens as strings or AddedToken dicts."""
+    if isinstance(value, Mapping):
+        return value.get("content")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class CTCVocabulary:
+    """Labels of the CTC output layer and the special tokens among them."""
+
+    labels: tuple[str, ...]  # token text by output id
+    blank_id: int
+    word_delimiter: str = "|"
+    unk_token: str | None = "<unk>"
+    special_tokens: frozenset[str] = frozenset()
+    do_lower_case: bool = False
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def delimiter_id(self) -> int | None:
+        """Output id of the word delimiter, or None if the vocabulary has none."""
+        try:
+            return self.labels.index(self.word_delimiter)
+        except ValueError:
+            return None
+
+    def is_silent(self, token_id: int) -> bool:
+        """True for ids that never produce text (blank and special tokens other than unk)."""
+        token = self.labels[token_id]
+        return token_id == self.blank_id or (token in self.special_tokens and token != self.unk_token)
+
+    def token_text(self, token_id: int) -> str:
+        """Text of one non-blank token: the delimiter becomes a space."""
+        token = self.labels[token_id]
+        return " " if token == self.word_delimiter else token
+
+    def decoder_labels(self) -> list[str]:
+        """Labels as pyctcdecode wants them: blank "", delimiter " ", specials ""."""
+        out = []
+        for i, token in enumerate(self.labels):
+            if i == self.blank_id or (token in self.special_tokens and token != self.unk_token):
+                out.append("")
+            elif token == self.word_delimiter:
+                out.append(" ")
+            elif token == self.unk_token:
+                out.append("⁇")
+            else:
+                out.append(token)
+        return out
+
+    def encode(self, text: str) -> list[int]:
+        """Characters -> ids (spaces to the delimiter); unknown characters map to unk."""
+        index = {t: i for i, t in enumerate(self.labels)}
+        unk = index.get(self.unk_token) if self.unk_token else None
+        if self.do_lower_case:
+            text = text.lower()
+        ids = []
+        for char in " ".join(text.split()):
+            token = self.word_delimiter if char == " " else char
+            if token in index:
+                ids.append(index[token])
+            elif unk is not None:
+                ids.append(unk)
+        return ids
+
+    @classmethod
+    def from_directory(cls, directory: Path) -> "CTCVocabulary":
+        """Read vocab.json and tokenizer_config.json (optional) from a checkpoint directory."""
+        vocab_path = directory / "vocab.json"
+        if not vocab_path.is_file():
+            raise FileNotFoundError(f"{directory}: no vocab.json (Wav2Vec2CTCTokenizer vocabulary)")
+        vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
+        config_path = directory / "tokenizer_config.json"
+        tok_config = {}
+        if config_path.is_file():
+            tok_config = json.loads(config_path.read_text(encoding="utf-8"))
+        return cls.from_mappings(vocab, tok_config, source=str(vocab_path))
+
+    @classmethod
+    def from_mappings(
+        cls, vocab: Mapping[str, Any], tok_config: Mapping[str, Any], source: str = "vocab.json"
+    ) -> "CTCVocabulary":
+        """Build from the parsed vocab.json and tokenizer_config.json."""
+        if vocab and all(isinstance(v, Mapping) for v in vocab.values()):
+            raise UnsupportedModelError(
+                f"{source}: a multilingual vocabulary (one table per language: "
+                f"{sorted(vocab)[:5]}...) is not supported; supported: one flat token->id table"
+            )
+        if not vocab or not all(isinstance(v, int) for v in vocab.values()):
+            raise ValueError(f"{source}: expected a JSON object mapping tokens to integer ids")
+        ids = sorted(vocab.values())
+        if ids != list(range(len(ids))):
+            raise ValueError(f"{source}: token ids are not 0..{len(ids) - 1} without gaps")
+        labels = [""] * len(ids)
+        for token, token_id in vocab.items():
+            labels[token_id] = token
+        pad = _token_text(tok_config.get("pad_token", "<pad>"))
+        if pad not in vocab:
+            raise ValueError(f"{source}: the pad token {pad!r} (CTC blank) is not in the vocabulary")
+        specials = {
+            _token_text(tok_config.get(k, d))
+            for k, d in (("pad_token", "<pad>"), ("bos_token", "<s>"), ("eos_token", "</s>"),
+                         ("unk_token", "<unk>"))
+        }
+        return cls(
+            labels=tuple(labels),
+            blank_id=vocab[pad],
+            word_delimiter=tok_config.get("word_delimiter_token", "|") or "|",
+            unk_token=_token_text(tok_config.get("unk_token", "<unk>")),
+            special_tokens=frozenset(t for t in specials if t),
+            do_lower_case=bool(tok_config.get("do_lower_case", False)),
+        )

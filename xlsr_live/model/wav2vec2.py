@@ -1,0 +1,215 @@
+"""wav2vec 2.0 CTC inference in plain torch (Baevski et al., 2020; XLSR: Conneau et al., 2020).
+
+Module and parameter names follow transformers' Wav2Vec2ForCTC so that Hugging Face state
+dicts load unchanged. Inference only: no dropout, masking, quantizer or training heads.
+
+Shapes: B batch, S samples, T frames (S // 320 roughly), C conv channels, H hidden, V vocab.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import Wav2Vec2Config
+
+
+class ConvLayer(nn.Module):
+    """One layer of the feature encoder: Conv1d, optional norm, GELU."""
+
+    def __init__(self, config: Wav2Vec2Config, index: int):
+        super().__init__()
+        in_dim = config.conv_dim[index - 1] if index > 0 else 1
+        out_dim = config.conv_dim[index]
+        self.conv = nn.Conv1d(
+            in_dim, out_dim, config.conv_kernel[index], config.conv_stride[index], bias=config.conv_bias
+        )
+        self.norm_kind = None
+        if config.feat_extract_norm == "layer":
+            self.norm_kind = "layer"
+            self.layer_norm = nn.LayerNorm(out_dim, eps=config.layer_norm_eps)
+        elif index == 0:  # "group": GroupNorm (one group per channel) over time, first layer only
+            self.norm_kind = "group"
+            self.layer_norm = nn.GroupNorm(out_dim, out_dim, eps=config.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)  # (B, C, T)
+        if self.norm_kind == "layer":
+            x = self.layer_norm(x.transpose(1, 2)).transpose(1, 2)
+        elif self.norm_kind == "group":
+            x = self.layer_norm(x)
+        return F.gelu(x)
+
+
+class FeatureEncoder(nn.Module):
+    """Raw waveform (B, S) -> conv features (B, C, T); stride 320, receptive field 400."""
+
+    def __init__(self, config: Wav2Vec2Config):
+        super().__init__()
+        self.conv_layers = nn.ModuleList(ConvLayer(config, i) for i in range(len(config.conv_dim)))
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        x = waveform[:, None, :]  # (B, 1, S)
+        for layer in self.conv_layers:
+            x = layer(x)
+        return x
+
+
+class FeatureProjection(nn.Module):
+    """LayerNorm over conv channels, then a linear map to the transformer width."""
+
+    def __init__(self, config: Wav2Vec2Config):
+        super().__init__()
+        self.layer_norm = nn.LayerNorm(config.conv_dim[-1], eps=config.layer_norm_eps)
+        self.projection = nn.Linear(config.conv_dim[-1], config.hidden_size)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.projection(self.layer_norm(features))  # (B, T, C) -> (B, T, H)
+
+
+class PositionalConvEmbedding(nn.Module):
+    """Relative position by a wide grouped convolution over time (weight norm folded at load)."""
+
+    def __init__(self, config: Wav2Vec2Config):
+        super().__init__()
+        kernel = config.num_conv_pos_embeddings
+        self.conv = nn.Conv1d(
+            config.hidden_size,
+            config.hidden_size,
+            kernel,
+            padding=kernel // 2,
+            groups=config.num_conv_pos_embedding_groups,
+        )
+        self.remove_last = kernel % 2 == 0  # "SamePad": an even kernel yields one frame too many
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        x = self.conv(hidden.transpose(1, 2))  # (B, H, T + 1 if even kernel)
+        if self.remove_last:
+            x = x[:, :, :-1]
+        return F.gelu(x).transpose(1, 2)  # (B, T, H)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention through scaled_dot_product_attention."""
+
+    def __init__(self, config: Wav2Vec2Config):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        width = config.hidden_size
+        self.q_proj = nn.Linear(width, width)
+        self.k_proj = nn.Linear(width, width)
+        self.v_proj = nn.Linear(width, width)
+        self.out_proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        batch, frames, width = x.shape
+        heads = (batch, frames, self.num_heads, width // self.num_heads)
+        q = self.q_proj(x).view(heads).transpose(1, 2)  # (B, heads, T, H / heads)
+        k = self.k_proj(x).view(heads).transpose(1, 2)
+        v = self.v_proj(x).view(heads).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+        return self.out_proj(y.transpose(1, 2).reshape(batch, frames, width))
+
+
+class FeedForward(nn.Module):
+    """Position-wise MLP: H -> intermediate -> H with GELU."""
+
+    def __init__(self, config: Wav2Vec2Config):
+        super().__init__()
+        self.intermediate_dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.output_dense = nn.Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output_dense(F.gelu(self.intermediate_dense(x)))
+
+
+class EncoderLayer(nn.Module):
+    """Transformer block; pre-norm ("stable", XLSR / large) or post-norm (base)."""
+
+    def __init__(self, config: Wav2Vec2Config):
+        super().__init__()
+        self.pre_norm = config.do_stable_layer_norm
+        self.attention = Attention(config)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.feed_forward = FeedForward(config)
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        if self.pre_norm:
+            x = x + self.attention(self.layer_norm(x), key_mask)
+            return x + self.feed_forward(self.final_layer_norm(x))
+        x = self.layer_norm(x + self.attention(x, key_mask))
+        return self.final_layer_norm(x + self.feed_forward(x))
+
+
+class Encoder(nn.Module):
+    """Positional conv embedding + transformer layers (+ final LayerNorm placement by variant)."""
+
+    def __init__(self, config: Wav2Vec2Config):
+        super().__init__()
+        self.pre_norm = config.do_stable_layer_norm
+        self.pos_conv_embed = PositionalConvEmbedding(config)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(self, hidden: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
+        key_mask = None
+        if frame_mask is not None:
+            hidden = hidden.masked_fill(~frame_mask[:, :, None], 0.0)
+            key_mask = frame_mask[:, None, None, :]  # (B, 1, 1, T): True = attend
+        hidden = hidden + self.pos_conv_embed(hidden)
+        if not self.pre_norm:
+            hidden = self.layer_norm(hidden)
+        for layer in self.layers:
+            hidden = layer(hidden, key_mask)
+        if self.pre_norm:
+            hidden = self.layer_norm(hidden)
+        return hidden
+
+
+class Wav2Vec2Model(nn.Module):
+    """Feature encoder, projection and transformer encoder (transformers' `wav2vec2.` prefix)."""
+
+    def __init__(self, config: Wav2Vec2Config):
+        super().__init__()
+        self.feature_extractor = FeatureEncoder(config)
+        self.feature_projection = FeatureProjection(config)
+        self.encoder = Encoder(config)
+
+
+class Wav2Vec2ForCTC(nn.Module):
+    """wav2vec2 encoder with a linear CTC head; split into stages so streaming can cache them."""
+
+    def __init__(self, config: Wav2Vec2Config):
+        super().__init__()
+        self.config = config
+        self.wav2vec2 = Wav2Vec2Model(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def conv_features(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Normalised waveform (B, S) -> conv features (B, T, C)."""
+        return self.wav2vec2.feature_extractor(waveform).transpose(1, 2)
+
+    def encode_features(
+        self, features: torch.Tensor, frame_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Conv features (B, T, C) -> CTC logits (B, T, V); frame_mask (B, T) marks real frames."""
+        hidden = self.wav2vec2.feature_projection(features)
+        hidden = self.wav2vec2.encoder(hidden, frame_mask)
+        return self.lm_head(hidden)
+
+    def frame_mask(self, sample_mask: torch.Tensor) -> torch.Tensor:
+        """Sample-level mask (B, S) of real audio -> frame-level mask (B, T)."""
+        lengths = sample_mask.long().sum(-1)
+        for kernel, stride in zip(self.config.conv_kernel, self.config.conv_stride):
+            lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
+        frames = self.config.num_frames(sample_mask.shape[-1])
+        return torch.arange(frames, device=sample_mask.device)[None, :] < lengths[:, None]
+
+    def forward(
+        self, waveform: torch.Tensor, sample_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Normalised waveform (B, S) -> CTC logits (B, T, V)."""
+        frame_mask = None if sample_mask is None else self.frame_mask(sample_mask)
+        return self.encode_features(self.conv_features(waveform), frame_mask)

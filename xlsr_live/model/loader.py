@@ -74,6 +74,8 @@ class LoadedModel:
     @torch.inference_mode()
     def logits(self, audio: np.ndarray) -> np.ndarray:
         """Logits (T, V) as float32 for one whole input, normalised as the checkpoint asks."""
+        if len(audio) < self.config.receptive_field_samples:
+            return np.zeros((0, self.config.vocab_size), dtype=np.float32)
         wave = torch.from_numpy(self.preprocessing.normalize(audio))[None].to(self.device, self.dtype)
         return self.model(wave)[0].float().cpu().numpy()
 

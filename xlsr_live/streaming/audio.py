@@ -84,6 +84,8 @@ def read_audio(path: str | os.PathLike) -> np.ndarray:
     """Read WAV/FLAC/OGG (anything libsndfile reads) as 16 kHz float32 mono; AudioError names it."""
     import soundfile
 
+    if not os.path.isfile(path):
+        raise AudioError(f"{path}: no such file")
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, OSError, soundfile.LibsndfileError) as exc:
@@ -106,6 +108,8 @@ def iter_audio_blocks(path: str | os.PathLike, block_seconds: float = 30.0):
     """Yield 16 kHz float32 mono blocks of a file, so memory stays bounded for long recordings."""
     import soundfile
 
+    if not os.path.isfile(path):
+        raise AudioError(f"{path}: no such file")
     try:
         handle = soundfile.SoundFile(str(path))
     except (RuntimeError, OSError, soundfile.LibsndfileError) as exc:

@@ -1,0 +1,52 @@
+"""The `xlsr-live transcribe` command: formats, exit codes, bad files among good ones."""
+
+import json
+
+import numpy as np
+import soundfile
+
+from xlsr_live.cli import main
+
+
+def _write(path, seconds=1.5, rate=22_050):
+    t = np.arange(int(seconds * rate)) / rate
+    soundfile.write(path, (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), rate)
+    return str(path)
+
+
+def test_json_has_text_words_duration(tmp_path, tiny_model_dir, capsys):
+    """--format json prints text, words with word/start/end/conf, and duration."""
+    assert main(["transcribe", _write(tmp_path / "a.wav"), "--model", str(tiny_model_dir), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) >= {"text", "words", "duration"}
+    assert out["duration"] == 1.5
+    for word in out["words"]:
+        assert set(word) == {"word", "start", "end", "conf"} and 0 <= word["conf"] <= 1
+
+
+def test_bad_file_reported_others_transcribed(tmp_path, tiny_model_dir, capsys):
+    """A bad file gets a one-line error, the good ones are still transcribed, exit code is 1."""
+    good = _write(tmp_path / "good.wav")
+    bad = tmp_path / "bad.ogg"
+    bad.write_bytes(b"garbage")
+    code = main(["transcribe", str(bad), good, "--model", str(tiny_model_dir), "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.err.count("\n") == 1 and "bad.ogg" in captured.err
+    assert json.loads(captured.out)["file"] == good
+
+
+def test_srt_and_vtt(tmp_path, tiny_model_dir, capsys):
+    """Subtitle formats print their headers and time lines."""
+    path = _write(tmp_path / "a.wav")
+    main(["transcribe", path, "--model", str(tiny_model_dir), "--format", "vtt"])
+    assert capsys.readouterr().out.startswith("WEBVTT")
+    main(["transcribe", path, "--model", str(tiny_model_dir), "--format", "srt"])
+    out = capsys.readouterr().out
+    assert "-->" in out or out.strip() == ""
+
+
+def test_missing_model_exit_code(tmp_path, capsys):
+    """A model path that does not exist exits 2 with one line naming it."""
+    code = main(["transcribe", _write(tmp_path / "a.wav"), "--model", str(tmp_path / "none")])
+    assert code == 2 and "none" in capsys.readouterr().err

@@ -1,0 +1,141 @@
+"""Offline (whole-file) transcription with bounded memory: overlapping windows, stitched logits.
+
+Windows follow transformers' chunked ASR pipeline: each window is `chunk` samples long, steps by
+`chunk - left - right`, the first window keeps its left stride and the last its right stride,
+and the logits of the stride regions are dropped before decoding. Each window is normalised on
+its own (as the pipeline's feature extractor does per chunk). This path is the reference the
+streaming engine is measured against.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .constants import FRAMES_PER_SECOND, SAMPLE_RATE, SAMPLES_PER_FRAME
+from .model.loader import LoadedModel
+from .streaming.audio import iter_audio_blocks
+from .streaming.decoding import GreedyCTCDecoder, normalize_text, runs_text, runs_to_words
+from .streaming.events import Word
+
+MS = SAMPLE_RATE // 1000  # samples per millisecond
+
+
+@dataclasses.dataclass(frozen=True)
+class OfflineOptions:
+    """Window geometry of offline inference, in milliseconds (multiples of 20 ms)."""
+
+    chunk_ms: int = 20_000
+    left_stride_ms: int = 2_000
+    right_stride_ms: int = 2_000
+
+    def __post_init__(self) -> None:
+        for name in ("chunk_ms", "left_stride_ms", "right_stride_ms"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0 or value % 20:
+                raise ValueError(f"{name}={value!r}: must be a non-negative multiple of 20 ms")
+        if self.right_stride_ms < 20:
+            raise ValueError(
+                f"right_stride_ms={self.right_stride_ms}: must be at least 20 ms (a window's last "
+                "frame needs audio beyond the window)"
+            )
+        if self.chunk_ms - self.left_stride_ms - self.right_stride_ms < 20:
+            raise ValueError(
+                f"chunk_ms={self.chunk_ms} leaves no audio between left_stride_ms="
+                f"{self.left_stride_ms} and right_stride_ms={self.right_stride_ms}"
+            )
+
+    @property
+    def chunk_samples(self) -> int:
+        return self.chunk_ms * MS
+
+    @property
+    def left_frames(self) -> int:
+        return self.left_stride_ms * MS // SAMPLES_PER_FRAME
+
+    @property
+    def right_frames(self) -> int:
+        return self.right_stride_ms * MS // SAMPLES_PER_FRAME
+
+    @property
+    def step_samples(self) -> int:
+        return (self.chunk_ms - self.left_stride_ms - self.right_stride_ms) * MS
+
+
+@dataclasses.dataclass(frozen=True)
+class Transcript:
+    """Result of transcribing one input."""
+
+    text: str
+    words: tuple[Word, ...]
+    duration: float  # seconds of audio
+
+
+def iter_window_logits(
+    model: LoadedModel, blocks: Iterable[np.ndarray], options: OfflineOptions = OfflineOptions()
+) -> Iterator[np.ndarray]:
+    """Yield the kept logits (frames, vocab) of consecutive windows; frames are contiguous."""
+    chunk, step = options.chunk_samples, options.step_samples
+    buffer = np.zeros(0, dtype=np.float32)  # audio from the current window start on
+    first = True
+    for block in blocks:
+        buffer = np.concatenate([buffer, block])  # grows to at most chunk + one block
+        while buffer.size > chunk:  # more audio follows this window: it is not the last one
+            logits = model.logits(buffer[:chunk])
+            start = 0 if first else options.left_frames
+            yield logits[start : chunk // SAMPLES_PER_FRAME - options.right_frames]
+            buffer = buffer[step:]
+            first = False
+    if buffer.size:
+        logits = model.logits(buffer)
+        yield logits[0 if first else options.left_frames :]
+
+
+def transcribe_blocks(
+    model: LoadedModel,
+    blocks: Iterable[np.ndarray],
+    options: OfflineOptions = OfflineOptions(),
+    progress: Callable[[int], None] | None = None,
+) -> Transcript:
+    """Transcribe a stream of 16 kHz float32 blocks with greedy CTC decoding."""
+    decoder = GreedyCTCDecoder(model.vocab)
+    samples = 0
+
+    def counted(source: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        nonlocal samples
+        for block in source:
+            samples += block.size
+            if progress is not None:
+                progress(block.size)
+            yield block
+
+    for logits in iter_window_logits(model, counted(blocks), options):
+        decoder.advance(logits)
+    words = runs_to_words(decoder.runs, model.vocab)
+    return Transcript(normalize_text(runs_text(decoder.runs, model.vocab)), tuple(words),
+                      samples / SAMPLE_RATE)
+
+
+def transcribe_file(
+    model: LoadedModel,
+    path: str | os.PathLike,
+    options: OfflineOptions = OfflineOptions(),
+    progress: Callable[[int], None] | None = None,
+) -> Transcript:
+    """Transcribe one audio file (any rate and channel count) with bounded memory."""
+    with torch.inference_mode():
+        return transcribe_blocks(model, iter_audio_blocks(path), options, progress)
+
+
+def transcribe_array(model: LoadedModel, audio: np.ndarray, options: OfflineOptions = OfflineOptions()) -> Transcript:
+    """Transcribe 16 kHz float32 mono audio held in memory."""
+    return transcribe_blocks(model, [np.asarray(audio, dtype=np.float32)], options)
+
+
+def frames_to_seconds(frames: int) -> float:
+    """CTC frame count -> seconds."""
+    return frames / FRAMES_PER_SECOND

@@ -108,7 +108,8 @@ def load_model(
             f"{directory}: vocab.json has {len(vocab)} tokens but the model's output layer "
             f"(config vocab_size) has {config.vocab_size}"
         )
-    model = Wav2Vec2ForCTC(config)
+    with torch.device("meta"):  # no random init, no second copy of the weights
+        model = Wav2Vec2ForCTC(config)
     load_state(model, read_state_dict(directory), str(directory))
     torch_device = torch.device(device)
     model = model.eval().to(torch_device, parse_dtype(dtype))
@@ -137,4 +138,4 @@ def load_state(model: Wav2Vec2ForCTC, state: dict[str, torch.Tensor], source: st
                 f"{source}: tensor {key} has shape {tuple(state[key].shape)}, "
                 f"config.json implies {tuple(tensor.shape)}"
             )
-    model.load_state_dict({k: state[k].float() for k in expected}, strict=True)
+    model.load_state_dict({k: state[k].float() for k in expected}, strict=True, assign=True)

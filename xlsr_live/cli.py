@@ -36,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
                             metavar=("LEFT", "RIGHT"), help="offline window strides dropped per side")
     transcribe.add_argument("--stream", action="store_true", help="run the streaming engine over the file")
     transcribe.add_argument("--realtime", action="store_true", help="with --stream: pace input at real time")
+
+    mic = commands.add_parser("mic", help="live captions from the microphone")
+    _add_model_args(mic)
+    mic.add_argument("--input-device", default=None, help="PortAudio input device name or index")
+    mic.add_argument("--sample-rate", type=int, default=16_000, help="capture rate (resampled to 16 kHz)")
+    mic.add_argument("--format", default="text", choices=["text", "jsonl"])
+    mic.add_argument("--seconds", type=float, default=None, help="stop after this much audio")
     return parser
 
 
@@ -119,7 +126,26 @@ def _stream_one(model, path: str, args: argparse.Namespace) -> None:
     print_stream(model, path, args.format, realtime=args.realtime)
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"transcribe": run_transcribe}
+def run_mic(args: argparse.Namespace) -> int:
+    """Caption the microphone until Ctrl-C; PortAudio problems are one-line errors."""
+    from .client.live import caption_microphone
+    from .client.microphone import BLOCK_MS, MicrophoneError
+    from .model import load_model
+    from .streaming.options import StreamingOptions
+
+    _configure_torch(args.threads)
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    device = int(args.input_device) if args.input_device and args.input_device.isdigit() else args.input_device
+    max_blocks = None if args.seconds is None else max(1, int(args.seconds * 1000 / BLOCK_MS))
+    try:
+        caption_microphone(model, StreamingOptions(), args.sample_rate, device, args.format, max_blocks=max_blocks)
+    except MicrophoneError as exc:
+        print(f"xlsr-live: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"transcribe": run_transcribe, "mic": run_mic}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

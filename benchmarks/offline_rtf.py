@@ -104,7 +104,7 @@ def main() -> None:
         checkpoint = write_random_checkpoint(Path(tmp) / "xlsr53", **XLSR_53)
         audio = Path(tmp) / "audio.wav"
         make_audio(audio, args.seconds)
-        runs = [run_worker("ours", checkpoint, audio, "float32"), run_worker("ours", checkpoint, audio, "bfloat16")]
+        runs = [run_worker("ours", checkpoint, audio, dtype) for dtype in ("float32", "bfloat16", "int8")]
         if not args.skip_transformers:
             runs.append(run_worker("transformers", checkpoint, audio, "float32"))
     for run in runs:

@@ -164,6 +164,13 @@ def test_half_precision_close_to_fp32(tiny_model_dir, tiny_model, dtype):
     np.testing.assert_allclose(_logits(half), _logits(tiny_model), atol=0.15)
 
 
+def test_int8_close_to_fp32(tiny_model_dir, tiny_model):
+    """Dynamic int8 quantization keeps logits close to fp32 and reports itself."""
+    quantized = load_model(tiny_model_dir, dtype="int8")
+    assert quantized.quantization == "int8" and quantized.dtype == torch.float32
+    np.testing.assert_allclose(_logits(quantized), _logits(tiny_model), atol=0.2)
+
+
 def test_bad_dtype_named():
     """An unknown dtype is named in the error."""
     with pytest.raises(ValueError, match="'int3'"):

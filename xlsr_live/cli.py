@@ -15,8 +15,9 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="demo",
                         help="checkpoint directory, hub id (needs the 'hub' extra), or 'demo' (default)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "fp32", "bfloat16", "bf16",
-                                                               "float16", "fp16"])
+    parser.add_argument("--dtype", default="float32",
+                        choices=["float32", "fp32", "bfloat16", "bf16", "float16", "fp16", "int8"],
+                        help="weights/activations; int8 = dynamic int8 linear layers on CPU")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
 
 

@@ -20,6 +20,7 @@ from .wav2vec2 import Wav2Vec2ForCTC
 
 log = logging.getLogger(__name__)
 
+INT8 = ("int8", "qint8")  # dynamic int8 quantization of linear layers (CPU), fp32 activations
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
           "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 IGNORED_KEYS = ("wav2vec2.masked_spec_embed",)  # training-only (SpecAugment mask embedding)
@@ -64,7 +65,8 @@ class LoadedModel:
     preprocessing: Preprocessing
     source: Path
     device: torch.device
-    dtype: torch.dtype
+    dtype: torch.dtype  # of activations and of the weights not quantized
+    quantization: str | None = None  # "int8": dynamic int8 linear layers
 
     @property
     def uses_attention_mask(self) -> bool:
@@ -81,13 +83,24 @@ class LoadedModel:
 
 
 def parse_dtype(name: str | torch.dtype) -> torch.dtype:
-    """'fp32' / 'bf16' / 'fp16' (or a torch dtype) -> torch dtype; ValueError names the bad one."""
+    """'fp32' / 'bf16' / 'fp16' / 'int8' (or a torch dtype) -> activation dtype; ValueError names a bad one."""
     if isinstance(name, torch.dtype):
         return name
+    if str(name).lower() in INT8:
+        return torch.float32
     try:
         return DTYPES[str(name).lower()]
     except KeyError:
-        raise ValueError(f"dtype {name!r} is not supported; supported: {sorted(DTYPES)}") from None
+        raise ValueError(f"dtype {name!r} is not supported; supported: {sorted(DTYPES) + list(INT8)}") from None
+
+
+def quantize_int8(model: Wav2Vec2ForCTC) -> Wav2Vec2ForCTC:
+    """Dynamic int8 quantization of every linear layer (weights int8, activations quantized per call)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's eager-mode deprecation notice
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def load_model(
@@ -113,8 +126,13 @@ def load_model(
     load_state(model, read_state_dict(directory), str(directory))
     torch_device = torch.device(device)
     model = model.eval().to(torch_device, parse_dtype(dtype))
+    quantization = "int8" if str(dtype).lower() in INT8 else None
+    if quantization:
+        if torch_device.type != "cpu":
+            raise ValueError(f"dtype {dtype!r} (dynamic int8) runs on the CPU only, not on {torch_device}")
+        model = quantize_int8(model)
     loaded = LoadedModel(model, config, vocab, Preprocessing.from_directory(directory), directory,
-                         torch_device, parse_dtype(dtype))
+                         torch_device, parse_dtype(dtype), quantization)
     log.info("loaded %s (%d layers x %d) in %.2f s", directory, config.num_hidden_layers,
              config.hidden_size, time.perf_counter() - started)
     return loaded

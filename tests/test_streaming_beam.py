@@ -26,7 +26,7 @@ def frame_script(vocab, text):
 
 def scripted(vocab, job, script, chunk_frames, left_frames):
     """Window logits following the frame script (blank after its end)."""
-    first = max(0, job.key[2] * chunk_frames - left_frames)
+    first = max(0, job.chunk * chunk_frames - left_frames)
     logits = np.zeros((job.num_frames, len(vocab)), dtype=np.float32)
     for offset in range(job.num_frames):
         frame = first + offset

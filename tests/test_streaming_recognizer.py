@@ -42,7 +42,7 @@ def test_reference_has_utterances(reference_events):
     assert kinds[0] is SpeechStart and kinds[-1] is Final
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.integers(min_value=1, max_value=12_000), min_size=1, max_size=6))
 def test_split_invariance(tiny_model, speech_audio, reference_events, sizes):
     """Any split of the audio into feed() calls yields exactly the same events."""

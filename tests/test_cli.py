@@ -50,3 +50,21 @@ def test_missing_model_exit_code(tmp_path, capsys):
     """A model path that does not exist exits 2 with one line naming it."""
     code = main(["transcribe", _write(tmp_path / "a.wav"), "--model", str(tmp_path / "none")])
     assert code == 2 and "none" in capsys.readouterr().err
+
+
+def test_stream_jsonl_matches_engine(tmp_path, tiny_model_dir, tiny_model, capsys):
+    """--stream --format jsonl prints the engine's events, ending with a final per utterance."""
+    from xlsr_live.streaming.events import event_to_dict
+    from xlsr_live.streaming.files import stream_file
+
+    path = _write(tmp_path / "a.wav", seconds=2.0, rate=16_000)
+    assert main(["transcribe", path, "--model", str(tiny_model_dir), "--stream", "--format", "jsonl"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = [json.loads(json.dumps(event_to_dict(e))) for e in stream_file(tiny_model, path)]
+    assert printed == expected
+
+
+def test_jsonl_needs_stream(tmp_path, tiny_model_dir, capsys):
+    """--format jsonl without --stream is a usage error naming the fix."""
+    assert main(["transcribe", _write(tmp_path / "a.wav"), "--model", str(tiny_model_dir), "--format", "jsonl"]) == 2
+    assert "--stream" in capsys.readouterr().err

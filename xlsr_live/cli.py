@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -121,10 +122,19 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
 
 def _stream_one(model, path: str, args: argparse.Namespace) -> None:
-    """Run the streaming engine over one file and print its events live."""
-    from .streaming.cli import print_stream
+    """Run the streaming engine over one file and print its events live (captions or JSON lines)."""
+    from .client.captions import CaptionPrinter
+    from .streaming.events import event_to_dict
+    from .streaming.files import stream_file
 
-    print_stream(model, path, args.format, realtime=args.realtime)
+    if args.format not in ("text", "jsonl"):
+        raise ValueError(f"--format {args.format} with --stream: use text or jsonl")
+    printer = CaptionPrinter(sys.stdout, args.format, label=path if len(args.files) > 1 else None)
+    try:
+        for event in stream_file(model, path, realtime=args.realtime):
+            printer.event(event_to_dict(event))
+    finally:
+        printer.close()
 
 
 def run_mic(args: argparse.Namespace) -> int:
@@ -164,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

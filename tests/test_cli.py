@@ -62,6 +62,7 @@ def test_stream_jsonl_matches_engine(tmp_path, tiny_model_dir, tiny_model, capsy
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     expected = [json.loads(json.dumps(event_to_dict(e))) for e in stream_file(tiny_model, path)]
     assert printed == expected
+    assert printed and printed[-1]["type"] == "final"
 
 
 def test_jsonl_needs_stream(tmp_path, tiny_model_dir, capsys):

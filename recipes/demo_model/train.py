@@ -1,0 +1,319 @@
+"""Train the small XLSR-architecture CTC model on synthetic speech (CPU or CUDA).
+
+  nice -n 10 python train.py --run /work/demo-runs/run1            # fresh
+  nice -n 10 python train.py --run /work/demo-runs/run1 --resume   # continue
+(see README.md for the background launch line). Checkpoints: RUN/ckpt_last.pt
+(model, optimizer, step, RNG, config) every --ckpt-min minutes; log lines go to stdout.
+Training examples are built on the fly from the train shards (new shards are picked
+up at every checkpoint): word-aligned crops, partial edge words, several sentences
+concatenated with pauses, silence padding, speed/reverb/telephone/noise, and
+per-example normalisation (what the streaming engine does per window).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common as C  # noqa: E402
+
+
+# ---------------------------------------------------------------- example builder
+class Builder:
+    def __init__(self, corpus: C.Corpus, rng: random.Random):
+        self.c = corpus
+        self.rng = rng
+        self.np = np.random.default_rng(rng.randrange(1 << 30))
+
+    def segment(self, max_s):
+        """One utterance, possibly a word-aligned crop with partial edge words."""
+        rng = self.rng
+        m = rng.choice(self.c.items)
+        a = self.c.audio(m)
+        words = m["text"].split()
+        spans = m.get("words")
+        if spans and len(spans) == len(words) and (len(a) > max_s * C.SR or rng.random() < 0.3):
+            # contiguous word range
+            n = len(words)
+            for _ in range(10):
+                i = rng.randrange(n)
+                j = rng.randint(i + 1, n)
+                if spans[j - 1][1] - spans[i][0] <= max_s * C.SR:
+                    break
+            else:
+                i, j = rng.randrange(n), None
+                j = i + 1
+            s, e = spans[i][0], spans[j - 1][1]
+            # trailing pause of the last word in espeak spans runs to the next word;
+            # partial neighbouring words at the edges (unlabelled fragments)
+            if rng.random() < 0.3 and i > 0:
+                w = spans[i - 1][1] - spans[i - 1][0]
+                s -= int(w * rng.uniform(0.0, 0.3))
+            if rng.random() < 0.3 and j < n:
+                w = spans[j][1] - spans[j][0]
+                e += int(min(w * rng.uniform(0.0, 0.3), 0.15 * C.SR))
+            s, e = max(0, s), min(len(a), e)
+            return a[s:e], " ".join(words[i:j])
+        if len(a) > max_s * C.SR:
+            return None
+        return a, m["text"]
+
+    def example(self, max_s, aug):
+        rng = self.rng
+        target = rng.uniform(1.0, max_s)
+        parts, texts, tot = [], [], 0
+        r = rng.random()
+        if r < 0.02:  # silence / noise only, empty transcript
+            x = np.zeros(int(target * C.SR), np.float32)
+        else:
+            k = 1 if r < 0.55 else rng.randint(2, 4)
+            for _ in range(k * 3):
+                seg = self.segment(target - tot / C.SR if parts else target)
+                if seg is None:
+                    continue
+                a, t = seg
+                if parts and tot + len(a) > target * C.SR:
+                    break
+                a = a * rng.uniform(0.3, 1.0)
+                if parts:
+                    parts.append(np.zeros(int(rng.uniform(0.1, 1.0) * C.SR), np.float32))
+                parts.append(a.astype(np.float32))
+                texts.append(t)
+                tot = sum(len(p) for p in parts)
+                if len(texts) >= k:
+                    break
+            if not parts:
+                seg = None
+                while seg is None:
+                    seg = self.segment(max_s)
+                parts, texts = [seg[0]], [seg[1]]
+            lead = int(rng.uniform(0, 0.6) * C.SR) if rng.random() < 0.7 else 0
+            trail = int(rng.uniform(0, 0.6) * C.SR) if rng.random() < 0.7 else 0
+            x = np.concatenate([np.zeros(lead, np.float32)] + parts + [np.zeros(trail, np.float32)])
+        text = " ".join(texts)
+        nrng = self.np
+        if rng.random() < 0.5 * aug:
+            x = C.speed(x, rng.uniform(0.88, 1.12))
+        if rng.random() < 0.25 * aug:
+            x = C.reverb(x, nrng)
+        if rng.random() < 0.12 * aug:
+            x = C.telephone(x, nrng)
+        if rng.random() < 0.6 * aug or not text:
+            kind = rng.random()
+            if kind < 0.4:
+                noise = nrng.standard_normal(len(x)).astype(np.float32)
+            elif kind < 0.7:
+                noise = C.pink_noise(len(x), nrng)
+            else:  # babble: a few other utterances mixed
+                noise = np.zeros(len(x), np.float32)
+                for _ in range(rng.randint(2, 5)):
+                    b = self.c.audio(rng.choice(self.c.items))
+                    b = np.resize(b, len(x)) if len(b) < len(x) else b[:len(x)]
+                    noise += np.roll(b, rng.randrange(len(x)))
+            if not text:
+                x = x + noise * rng.uniform(0.0, 0.3)
+            else:
+                x = C.add_noise(x, noise, rng.uniform(0, 30))
+        x = x + self.np.standard_normal(len(x)).astype(np.float32) * 1e-4 * rng.random()
+        return C.normalise(x), text
+
+
+class Batches(torch.utils.data.IterableDataset):
+    def __init__(self, root, seed, batch_s, sched):
+        self.root, self.seed, self.batch_s, self.sched = root, seed, batch_s, sched
+
+    def __iter__(self):
+        corpus = C.Corpus(self.root)
+        rng = random.Random(self.seed)
+        b = Builder(corpus, rng)
+        n = 0
+        while True:
+            max_s, aug = self.sched(n)
+            pool = [b.example(max_s, aug) for _ in range(48)]
+            pool.sort(key=lambda e: len(e[0]))
+            batches, cur = [], []
+            for x, t in pool:
+                if cur and (len(cur) + 1) * len(x) > self.batch_s * C.SR:
+                    batches.append(cur); cur = []
+                cur.append((x, t))
+            if cur:
+                batches.append(cur)
+            rng.shuffle(batches)
+            for bt in batches:
+                yield collate(bt)
+                n += 1
+            if n % 200 < len(batches):
+                corpus.refresh()
+
+
+def collate(bt):
+    L = max(len(x) for x, _ in bt)
+    xs = torch.zeros(len(bt), L)
+    am = torch.zeros(len(bt), L, dtype=torch.long)
+    labs = [C.encode(t) for _, t in bt]
+    ml = max(1, max(len(l) for l in labs))
+    lab = torch.full((len(bt), ml), -100, dtype=torch.long)
+    for i, (x, t) in enumerate(bt):
+        xs[i, :len(x)] = torch.from_numpy(x)
+        am[i, :len(x)] = 1
+        if labs[i]:
+            lab[i, :len(labs[i])] = torch.tensor(labs[i])
+    return xs, am, lab, [t for _, t in bt]
+
+
+# ---------------------------------------------------------------- eval helper
+def edit_distance(a, b):
+    d = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(b) + 1):
+            cur = d[j]
+            d[j] = min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
+            prev = cur
+    return d[len(b)]
+
+
+@torch.no_grad()
+def dev_cer(model, dev, device, n=60):
+    model.eval()
+    errs = chars = werrs = words = 0
+    for m in dev.items[:n]:
+        x = torch.from_numpy(C.normalise(dev.audio(m)))[None].to(device)
+        ids = model(x).logits.argmax(-1)[0].cpu().numpy()
+        hyp = C.decode_ids(ids)
+        errs += edit_distance(hyp, m["text"]); chars += len(m["text"])
+        werrs += edit_distance(hyp.split(), m["text"].split()); words += len(m["text"].split())
+    model.train()
+    return errs / max(1, chars), werrs / max(1, words), hyp, m["text"]
+
+
+# ---------------------------------------------------------------- main
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="/work/demo-data")
+    ap.add_argument("--run", default="/work/demo-runs/run1")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", default=None, help="start weights from this checkpoint (new optimizer)")
+    ap.add_argument("--lr", type=float, default=1.5e-3)
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--total-steps", type=int, default=4000, help="cosine schedule length")
+    ap.add_argument("--max-steps", type=int, default=10 ** 9)
+    ap.add_argument("--batch-s", type=float, default=24.0, help="padded audio seconds per batch")
+    ap.add_argument("--max-len-s", type=float, default=12.0)
+    ap.add_argument("--curriculum-steps", type=int, default=600,
+                    help="ramp crop length 4s->max and augmentation 0.3->1 over these steps")
+    ap.add_argument("--ckpt-min", type=float, default=10.0)
+    ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--dev-every", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--bf16", action="store_true")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    os.makedirs(args.run, exist_ok=True)
+    from transformers import Wav2Vec2ForCTC
+
+    ck_path = os.path.join(args.run, "ckpt_last.pt")
+    step = 0
+    if args.resume and os.path.exists(ck_path):
+        ck = torch.load(ck_path, map_location="cpu", weights_only=False)
+        cfg = C.model_config(**ck["config_over"])
+        model = Wav2Vec2ForCTC(cfg)
+        model.load_state_dict(ck["model"])
+        step = ck["step"]
+        config_over = ck["config_over"]
+    else:
+        config_over = {}
+        torch.manual_seed(args.seed)
+        model = Wav2Vec2ForCTC(C.model_config(**config_over))
+        if args.init:
+            model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["model"])
+    model.to(device).train()
+    nparam = sum(p.numel() for p in model.parameters())
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.98), eps=1e-8, fused=(device == "cpu"))
+    if args.resume and os.path.exists(ck_path):
+        opt.load_state_dict(ck["opt"])
+        random.setstate(ck["py_rng"]); torch.set_rng_state(ck["torch_rng"])
+    print(f"params {nparam / 1e6:.2f}M device {device} start step {step}", flush=True)
+
+    cur = args.curriculum_steps
+    max_len = args.max_len_s
+
+    def sched(n):  # n counts batches since this process started; offset by step
+        s = step + n
+        f = min(1.0, s / max(1, cur))
+        return 4.0 + (max_len - 4.0) * f, 0.3 + 0.7 * f
+
+    ds = Batches(os.path.join(args.data, "train"), seed=args.seed * 100003 + step,
+                 batch_s=args.batch_s, sched=sched)
+    dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers,
+                                     prefetch_factor=4 if args.workers else None,
+                                     persistent_workers=bool(args.workers))
+    dev = C.Corpus(os.path.join(args.data, "dev"))
+    random.Random(0).shuffle(dev.items)
+
+    def save():
+        tmp = ck_path + ".tmp"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "config_over": config_over, "py_rng": random.getstate(),
+                    "torch_rng": torch.get_rng_state(), "args": vars(args)}, tmp)
+        os.replace(tmp, ck_path)
+
+    t_ck = time.time()
+    t_log, audio_s, loss_acc, n_acc = time.time(), 0.0, 0.0, 0
+    for xs, am, lab, texts in dl:
+        if step >= args.max_steps:
+            break
+        lr = C.cosine_lr(step, args.lr, args.warmup, args.total_steps)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        xs, am, lab = xs.to(device), am.to(device), lab.to(device)
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=args.bf16):
+            out = model(xs, attention_mask=am, labels=lab)
+        loss = out.loss.float()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        if torch.isfinite(gn):
+            opt.step()
+        step += 1
+        audio_s += am.sum().item() / C.SR
+        loss_acc += loss.item(); n_acc += 1
+        if step % args.log_every == 0:
+            dt = time.time() - t_log
+            print(json.dumps({"step": step, "loss": round(loss_acc / n_acc, 4), "lr": round(lr, 6),
+                              "gnorm": round(float(gn), 3), "steps_per_s": round(n_acc / dt, 4),
+                              "audio_s_per_s": round(audio_s / dt, 2), "bs": xs.shape[0],
+                              "len_s": round(xs.shape[1] / C.SR, 2),
+                              "time": time.strftime("%H:%M:%S")}), flush=True)
+            t_log, audio_s, loss_acc, n_acc = time.time(), 0.0, 0.0, 0
+        if step % args.dev_every == 0:
+            cer, wer, hyp, ref = dev_cer(model, dev, device)
+            print(json.dumps({"step": step, "dev_cer": round(cer, 4), "dev_wer": round(wer, 4),
+                              "hyp": hyp, "ref": ref}), flush=True)
+            t_log = time.time()
+        if time.time() - t_ck > args.ckpt_min * 60:
+            save(); t_ck = time.time()
+            print(json.dumps({"step": step, "checkpoint": ck_path}), flush=True)
+    save()
+    print("done", step, flush=True)
+
+
+if __name__ == "__main__":
+    main()

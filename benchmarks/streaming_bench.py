@@ -1,0 +1,154 @@
+"""Streaming fidelity, latency, stability and cost on the held-out long recording.
+
+For each window configuration the file is fed in 100 ms blocks on a simulated real-time clock:
+block i arrives at (i + 1) * 100 ms, and each feed() starts when its block has arrived and the
+previous feed() has finished, taking its measured wall time. An event is emitted when the feed()
+that produced it finishes, so latencies include the model's compute time (and queueing when a
+configuration is slower than real time).
+
+    python benchmarks/streaming_bench.py [--model demo] [--minutes 3] [--configs 1000/3000/400 ...]
+
+Per word of the finals: latency from the word's end in the audio to the first partial that
+contains it, and to the moment it became stable (p50/p95). Flicker: share of partials that
+rewrite (not just extend) the previous hypothesis. WER of streaming finals against the offline
+transcription of the same model and against the reference text. Writes
+benchmarks/results/streaming.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+import heldout
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BLOCK_MS = 100
+
+
+def simulate(model, audio: np.ndarray, options) -> tuple[list[tuple[float, object]], float]:
+    """Feed blocks on a simulated real-time clock; (emission time, event) pairs and compute seconds."""
+    from xlsr_live.streaming.recognizer import StreamingRecognizer
+
+    recognizer = StreamingRecognizer(model, options)
+    block = 16 * BLOCK_MS
+    clock, compute, emitted = 0.0, 0.0, []
+    for index in range(0, audio.size, block):
+        arrival = (index + block) / 16_000
+        started = time.perf_counter()
+        events = recognizer.feed(audio[index : index + block])
+        spent = time.perf_counter() - started
+        clock = max(clock, arrival) + spent
+        compute += spent
+        emitted += [(clock, e) for e in events]
+    started = time.perf_counter()
+    events = recognizer.flush()
+    spent = time.perf_counter() - started
+    emitted += [(max(clock, audio.size / 16_000) + spent, e) for e in events]
+    return emitted, compute + spent
+
+
+def word_latencies(emitted) -> dict:
+    """Per final word: time to first appearance in a partial and to becoming stable."""
+    first, stable, flicker, partials, violations = [], [], 0, 0, 0
+    pending = []  # partials of the current utterance
+    for when, event in emitted:
+        if event.type == "partial":
+            pending.append((when, event))
+            continue
+        if event.type != "final":
+            continue
+        final_words = event.text.split()
+        previous_text, previous_stable = "", ""
+        for _, partial in pending:
+            partials += 1
+            text = partial.text
+            flicker += not text.startswith(previous_text)
+            violations += not partial.stable.startswith(previous_stable)
+            previous_text, previous_stable = text, partial.stable
+        violations += not event.text.startswith(previous_stable)
+        for k, word in enumerate(event.words):
+            seen = next((t for t, p in pending if len(p.text.split()) > k and p.text.split()[k] == final_words[k]),
+                        when)
+            covered = len(" ".join(final_words[: k + 1]))
+            settled = next((t for t, p in pending if len(p.stable) >= covered), when)
+            first.append(seen - word.end)
+            stable.append(settled - word.end)
+        pending = []
+    return {"first_partial": first, "stable": stable, "flicker_rate": flicker / max(partials, 1),
+            "partials": partials, "stable_rewrites": violations}
+
+
+def percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"p50": None, "p95": None}
+    return {"p50": round(float(np.percentile(values, 50)), 3), "p95": round(float(np.percentile(values, 95)), 3)}
+
+
+def run_config(model, audio, spec: str, offline_text: str, reference: str) -> dict:
+    import jiwer
+
+    from xlsr_live.streaming.options import StreamingOptions, WindowOptions
+
+    chunk, left, ahead = (int(v) for v in spec.split("/"))
+    options = StreamingOptions(window=WindowOptions(chunk_ms=chunk, left_context_ms=left, lookahead_ms=ahead))
+    emitted, compute = simulate(model, audio, options)
+    streamed = " ".join(e.text for _, e in emitted if e.type == "final" and e.text)
+    lat = word_latencies(emitted)
+    return {"config": spec, "rtf": round(compute / (audio.size / 16_000), 4),
+            "wer_vs_offline": round(jiwer.wer(offline_text, streamed), 4),
+            "wer_vs_reference": round(jiwer.wer(reference, streamed), 4),
+            "cer_vs_reference": round(jiwer.cer(reference, streamed), 4),
+            "first_partial_latency_s": percentiles(lat["first_partial"]),
+            "stable_latency_s": percentiles(lat["stable"]), "flicker_rate": round(lat["flicker_rate"], 3),
+            "partials": lat["partials"], "stable_rewrites": lat["stable_rewrites"], "words": len(lat["stable"])}
+
+
+def main() -> None:
+    import jiwer
+
+    from xlsr_live.model import load_model
+    from xlsr_live.offline import transcribe_array
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="demo")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--configs", nargs="+", default=["1000/3000/400", "500/2000/300", "1000/1000/400",
+                                                         "2000/3000/400", "1000/3000/0"],
+                        help="chunk/left-context/lookahead in ms")
+    parser.add_argument("--out", default=str(RESULTS / "streaming.json"))
+    args = parser.parse_args()
+    path, segments = heldout.load(args.minutes)
+    audio, _ = soundfile.read(path, dtype="float32")
+    model = load_model(args.model, dtype=args.dtype)
+    reference = " ".join(s["text"] for s in segments)
+    started = time.perf_counter()
+    offline = transcribe_array(model, audio).text
+    offline_rtf = (time.perf_counter() - started) / (audio.size / 16_000)
+    rows = [run_config(model, audio, spec, offline, reference) for spec in args.configs]
+    report = {"model": args.model, "dtype": args.dtype, "audio_s": round(audio.size / 16_000, 1),
+              "offline": {"rtf": round(offline_rtf, 4), "wer_vs_reference": round(jiwer.wer(reference, offline), 4),
+                          "cer_vs_reference": round(jiwer.cer(reference, offline), 4)},
+              "configs": rows}
+    print(f"audio {report['audio_s']} s, model {args.model} ({args.dtype}); offline RTF {report['offline']['rtf']}, "
+          f"WER {report['offline']['wer_vs_reference']}, CER {report['offline']['cer_vs_reference']}")
+    print(f"{'chunk/left/ahead':<18}{'RTF':>7}{'WERoff':>8}{'WERref':>8}{'CERref':>8}{'first p50/p95':>16}"
+          f"{'stable p50/p95':>17}{'flicker':>9}{'rewrites':>9}")
+    for r in rows:
+        fp, sp = r["first_partial_latency_s"], r["stable_latency_s"]
+        first = f"{fp['p50']}/{fp['p95']}"
+        settled = f"{sp['p50']}/{sp['p95']}"
+        print(f"{r['config']:<18}{r['rtf']:>7}{r['wer_vs_offline']:>8}{r['wer_vs_reference']:>8}"
+              f"{r['cer_vs_reference']:>8}{first:>16}{settled:>17}{r['flicker_rate']:>9}{r['stable_rewrites']:>9}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -92,6 +92,11 @@ class SpeechServer:
     def _active(self) -> int:
         return len(self._tasks)
 
+    @property
+    def active_sessions(self) -> int:
+        """Connections being served now."""
+        return len(self._tasks)
+
     async def _handle(self, websocket) -> None:
         task = asyncio.current_task()
         self._tasks.add(task)

@@ -1,0 +1,128 @@
+"""Model windows: the job a stream hands to the model, cached conv features, batched forward."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..model.loader import LoadedModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(eq=False)
+class WindowJob:
+    """One window (left context + chunk + lookahead) of one stream, ready for the transformer.
+
+    Exactly one of `features` (layer-norm models: cached conv features, (T, C) on the model
+    device) or `audio` (group-norm models: normalised samples (S,)) is set.
+    """
+
+    key: tuple[int, int, int]  # (stream token, utterance index, chunk index)
+    num_frames: int  # T: frames of logits the window yields
+    commit_start: int  # window frames [commit_start, commit_end) are committed
+    commit_end: int
+    features: Optional[torch.Tensor] = None
+    audio: Optional[torch.Tensor] = None
+
+
+class FeatureCache:
+    """Conv features of one utterance, computed once per frame (exact for layer-norm models).
+
+    Frame i covers normalised samples [hop * i, hop * i + field); new frames are computed from
+    the samples they need only (consecutive frames overlap by field - hop = 80 samples).
+    """
+
+    def __init__(self, model: LoadedModel):
+        self.model = model
+        self.hop = model.config.hop_samples
+        self.field = model.config.receptive_field_samples
+        self.first = 0  # oldest frame kept
+        self._chunks: list[torch.Tensor] = []  # (t, C) pieces covering frames [first, end)
+        self.end = 0  # frames computed
+
+    @torch.inference_mode()
+    def extend(self, normalised: np.ndarray, sample_offset: int) -> None:
+        """Compute frames [end, ...) from normalised samples starting at utterance sample `sample_offset`.
+
+        `normalised` must start at or before hop * end; every complete new frame is computed.
+        """
+        begin = self.hop * self.end - sample_offset
+        if begin < 0:
+            raise ValueError(f"samples for frame {self.end} start at {sample_offset}, too late")
+        audio = normalised[begin:]
+        frames = self.model.config.num_frames(len(audio))
+        if frames <= 0:
+            return
+        audio = audio[: (frames - 1) * self.hop + self.field]
+        wave = torch.from_numpy(np.ascontiguousarray(audio))[None].to(self.model.device, self.model.dtype)
+        features = self.model.model.conv_features(wave)[0]
+        self._chunks.append(features)
+        self.end += features.shape[0]
+
+    def get(self, start: int, end: int) -> torch.Tensor:
+        """Features of frames [start, end) as one (T, C) tensor; consolidates the pieces kept."""
+        if not self.first <= start <= end <= self.end:
+            raise IndexError(f"frames [{start}, {end}) outside cached [{self.first}, {self.end})")
+        if len(self._chunks) > 1:
+            self._chunks = [torch.cat(self._chunks, dim=0)]
+        if not self._chunks:
+            return torch.zeros((0, self.model.config.conv_dim[-1]), device=self.model.device)
+        return self._chunks[0][start - self.first:end - self.first]
+
+    def discard_before(self, frame: int) -> None:
+        """Forget frames older than `frame` (no longer needed as left context)."""
+        frame = min(max(frame, self.first), self.end)
+        if frame == self.first or not self._chunks:
+            return
+        whole = torch.cat(self._chunks, dim=0)
+        self._chunks = [whole[frame - self.first:].clone()]
+        self.first = frame
+
+
+@torch.inference_mode()
+def run_jobs(model: LoadedModel, jobs: Sequence[WindowJob]) -> list[np.ndarray]:
+    """Run several windows (any streams, any lengths) in ONE padded forward pass.
+
+    Layer-norm models: features are zero padded and masked per frame (exact); group-norm models:
+    audio is zero padded, no mask (as transformers does for them). Returns float32 (T_i, V).
+    """
+    if not jobs:
+        return []
+    if all(job.features is not None for job in jobs):
+        logits = _run_features(model, jobs)
+    elif all(job.audio is not None for job in jobs):
+        logits = _run_audio(model, jobs)
+    else:
+        raise ValueError("jobs mix cached-feature and audio windows: they come from different models")
+    out = []
+    for row, job in zip(logits, jobs):
+        out.append(row[: job.num_frames].float().cpu().numpy())
+    return out
+
+
+def _run_features(model: LoadedModel, jobs: Sequence[WindowJob]) -> torch.Tensor:
+    """Pad conv features to the longest window, mask padded frames, run the transformer."""
+    longest = max(job.features.shape[0] for job in jobs)
+    channels = jobs[0].features.shape[1]
+    batch = torch.zeros((len(jobs), longest, channels), device=model.device, dtype=model.dtype)
+    mask = torch.zeros((len(jobs), longest), dtype=torch.bool, device=model.device)
+    for i, job in enumerate(jobs):
+        frames = job.features.shape[0]
+        batch[i, :frames] = job.features
+        mask[i, :frames] = True
+    frame_mask = None if bool(mask.all()) else mask
+    return model.model.encode_features(batch, frame_mask)
+
+
+def _run_audio(model: LoadedModel, jobs: Sequence[WindowJob]) -> torch.Tensor:
+    """Group-norm models: zero-pad normalised audio and run the whole model (no mask)."""
+    longest = max(job.audio.shape[0] for job in jobs)
+    batch = torch.zeros((len(jobs), longest), device=model.device, dtype=model.dtype)
+    for i, job in enumerate(jobs):
+        batch[i, : job.audio.shape[0]] = job.audio
+    return model.model(batch)

@@ -1,5 +1,7 @@
 """A tiny deterministic fake of the engine's split API, for protocol tests without a model."""
 
+import subprocess
+
 import numpy as np
 
 from xlsr_live.streaming.events import Final, Partial, SpeechEnd, SpeechStart, Word
@@ -94,3 +96,16 @@ def run_server(engine, client, **options):
 def level_audio(levels, windows_each=1):
     """int16 audio whose fake windows read as `levels` (one level per WINDOW samples)."""
     return np.concatenate([np.full(WINDOW * windows_each, level, dtype=np.int16) for level in levels])
+
+
+SENTENCES = ["hello world", "good morning everyone", "the quick brown fox", "speech recognition works",
+             "one two three four", "streaming audio in real time", "a websocket server", "micro batching helps",
+             "nothing is lost", "no cross talk please", "sixteen clients at once", "the final result",
+             "partial hypotheses", "seven eight nine", "testing the engine", "goodbye for now"]
+RATE = 22050  # espeak-ng's native rate: the server resamples
+
+
+def speak(text: str) -> np.ndarray:
+    """int16 speech from espeak-ng at 22050 Hz."""
+    wav = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
+    return np.frombuffer(wav[44:], dtype="<i2").astype(np.int16)

@@ -3,30 +3,17 @@
 import asyncio
 import json
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from server_fake import run_server
+from server_fake import RATE, SENTENCES, run_server, speak
 from xlsr_live.client.stream import recognize, split_blocks
 from xlsr_live.server.engine import ModelEngine
 from xlsr_live.server.options import StreamOptions
 from xlsr_live.streaming.events import event_to_dict
 from xlsr_live.streaming.recognizer import StreamingRecognizer
-
-SENTENCES = ["hello world", "good morning everyone", "the quick brown fox", "speech recognition works",
-             "one two three four", "streaming audio in real time", "a websocket server", "micro batching helps",
-             "nothing is lost", "no cross talk please", "sixteen clients at once", "the final result",
-             "partial hypotheses", "seven eight nine", "testing the engine", "goodbye for now"]
-RATE = 22050  # espeak-ng's native rate: the server resamples
-
-
-def speak(text: str) -> np.ndarray:
-    """int16 speech from espeak-ng at 22050 Hz."""
-    wav = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
-    return np.frombuffer(wav[44:], dtype="<i2").astype(np.int16)
 
 
 @pytest.fixture(scope="module")

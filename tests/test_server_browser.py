@@ -1,0 +1,109 @@
+"""The browser page in headless Chromium with a fake microphone playing a WAV file.
+
+With the tiny random model the words are noise, so this asserts that the page connects, streams
+audio and shows partial and final events; checking recognised words needs the trained demo model.
+"""
+
+import asyncio
+import json
+import shutil
+import urllib.request
+
+import numpy as np
+import pytest
+import soundfile
+from websockets.asyncio.client import connect
+
+from server_fake import RATE, run_server, speak
+from xlsr_live.server.engine import ModelEngine
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--mute-audio",
+         "--autoplay-policy=no-user-gesture-required", "--use-fake-ui-for-media-stream",
+         "--use-fake-device-for-media-stream", "--remote-debugging-port=0"]
+
+
+LOADED = ("new Promise(r => document.readyState === 'complete' && window.xlsrLive ? r(true)"
+          " : addEventListener('load', () => r(true)))")
+
+
+@pytest.fixture(scope="module")
+def fake_mic_wav(tmp_path_factory):
+    """Speech, a pause, more speech: what Chromium's fake microphone plays (it loops)."""
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed: no speech for the fake microphone")
+    path = tmp_path_factory.mktemp("mic") / "mic.wav"
+    audio = np.concatenate([speak("hello from the browser"), np.zeros(RATE, np.int16), speak("live captions")])
+    soundfile.write(str(path), audio, RATE, subtype="PCM_16")
+    return path
+
+
+async def devtools_url(process) -> str:
+    """The browser's DevTools websocket URL, read from Chromium's stderr."""
+    while True:
+        line = (await process.stderr.readline()).decode()
+        if not line:
+            raise RuntimeError("chromium exited before DevTools started")
+        if "DevTools listening on" in line:
+            return line.split("DevTools listening on ", 1)[1].strip()
+
+
+async def evaluate(page_ws: str, expression: str, timeout: float):
+    """Evaluate an (awaited) JavaScript expression in the page and return its JSON value."""
+    async with connect(page_ws, max_size=None) as ws:
+        await ws.send(json.dumps({"id": 1, "method": "Runtime.evaluate", "params": {
+            "expression": expression, "awaitPromise": True, "returnByValue": True}}))
+        while True:
+            reply = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+            if reply.get("id") == 1:
+                if "error" in reply:  # e.g. the execution context went away while the page navigated
+                    raise ConnectionError(f"DevTools: {reply['error']}")
+                result = reply["result"]
+                if "exceptionDetails" in result:
+                    raise AssertionError(f"page script failed: {result['exceptionDetails']}")
+                return result["result"].get("value")
+
+
+async def page_target(browser_ws: str, timeout: float) -> str:
+    """The websocket URL of the browser's page target, from the DevTools /json/list endpoint."""
+    base = "http://" + browser_ws.split("/")[2]
+    for _ in range(50):
+        targets = json.loads(await asyncio.to_thread(lambda: urllib.request.urlopen(base + "/json/list").read()))
+        pages = [t for t in targets if t.get("type") == "page" and t["url"].startswith("http://127.0.0.1")]
+        if pages:
+            return pages[0]["webSocketDebuggerUrl"]
+        await asyncio.sleep(0.1)  # the page target appears shortly after DevTools starts
+    raise AssertionError(f"no page target within {timeout} s: {targets}")
+
+
+def test_browser_page_streams_microphone_and_shows_events(tiny_model, fake_mic_wav, tmp_path):
+    """The page captures the fake microphone, streams it and counts partial and final events."""
+    async def client(server):
+        page = server.url.replace("ws", "http", 1) + "/?autostart=1"
+        process = await asyncio.create_subprocess_exec(
+            CHROMIUM, *FLAGS, f"--use-file-for-fake-audio-capture={fake_mic_wav}",
+            f"--user-data-dir={tmp_path / 'profile'}", page,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        try:
+            target = await page_target(await asyncio.wait_for(devtools_url(process), 30), 10)
+            for attempt in range(20):  # the first document may be replaced while we ask
+                try:
+                    await evaluate(target, LOADED, 30)
+                    break
+                except (ConnectionError, AssertionError):
+                    if attempt == 19:
+                        raise
+            await evaluate(target, "xlsrLive.firstPartial.then(() => true)", 60)
+            return await evaluate(target, "xlsrLive.stop().then(s => s)", 60)
+        finally:
+            process.kill()
+            await process.wait()
+
+    snapshot = run_server(ModelEngine(tiny_model), client)
+    assert snapshot["errors"] == []
+    assert snapshot["partials"] >= 1 and snapshot["finals"] >= 1
+    assert snapshot["sentSeconds"] > 0.5
+    assert snapshot["state"].startswith("closed")

@@ -27,3 +27,27 @@ def tone_audio():
     rng = np.random.default_rng(0)
     t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE
     return (0.3 * np.sin(2 * np.pi * 440 * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def _espeak(directory, text: str, name: str) -> np.ndarray:
+    """Synthesize `text` with espeak-ng and read it back as 16 kHz float32."""
+    import shutil
+    import subprocess
+
+    from xlsr_live.streaming.audio import read_audio
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    path = directory / f"{name}.wav"
+    subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
+    return read_audio(path)
+
+
+@pytest.fixture(scope="session")
+def speech_audio(tmp_path_factory):
+    """Two espeak-ng sentences separated by silence, with silence around them (16 kHz float32)."""
+    directory = tmp_path_factory.mktemp("speech")
+    first = _espeak(directory, "hello world this is a test", "first")
+    second = _espeak(directory, "second sentence", "second")
+    silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    return np.concatenate([silence[: SAMPLE_RATE // 2], first, silence, second, silence])

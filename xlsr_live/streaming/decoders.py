@@ -71,10 +71,19 @@ class GreedyUtteranceDecoder:
         return text, words
 
 
-def make_decoder(vocab: CTCVocabulary, options: DecoderOptions):
-    """The utterance decoder the options ask for."""
-    if options.kind == "beam":
-        from .beam import BeamUtteranceDecoder
+class DecoderFactory:
+    """Makes one decoder per utterance; the pyctcdecode decoder (and KenLM) is built once and shared."""
 
-        return BeamUtteranceDecoder(vocab, options)
-    return GreedyUtteranceDecoder(vocab)
+    def __init__(self, vocab: CTCVocabulary, options: DecoderOptions):
+        self.vocab = vocab
+        self.options = options
+        self._beam_search = None
+
+    def __call__(self):
+        if self.options.kind == "beam":
+            from .beam import BeamAlphabet, BeamUtteranceDecoder, build_beam_decoder
+
+            if self._beam_search is None:
+                self._beam_search = build_beam_decoder(BeamAlphabet(self.vocab), self.options)
+            return BeamUtteranceDecoder(self.vocab, self.options, self._beam_search)
+        return GreedyUtteranceDecoder(self.vocab)

@@ -16,7 +16,7 @@ import torch
 from ..constants import SAMPLE_RATE
 from ..model.loader import LoadedModel
 from .audio import StreamResampler, check_sample_rate, to_float32
-from .decoders import make_decoder
+from .decoders import DecoderFactory
 from .events import Event, Final, Partial, SpeechEnd, SpeechStart
 from .options import StreamingOptions
 from .utterance import Utterance
@@ -36,6 +36,7 @@ class StreamingRecognizer:
         self.model = model
         self.options = options
         self._gate = VadGate(options.vad)
+        self._make_decoder = DecoderFactory(model.vocab, options.decoder)
         self._generation = 0
         self.reset(sample_rate)
 
@@ -139,7 +140,7 @@ class StreamingRecognizer:
     def _new_utterance(self, start: int) -> Utterance:
         """Open a new utterance at stream sample `start`."""
         utterance = Utterance(self._utterance_count, start, self.model, self.options,
-                              make_decoder(self.model.vocab, self.options.decoder))
+                              self._make_decoder())
         self._utterance_count += 1
         self._utterances.append(utterance)
         return utterance
@@ -171,7 +172,7 @@ class StreamingRecognizer:
         The successor inherits the end (sample and reason) if `utterance` had already ended.
         """
         successor = Utterance(self._utterance_count, utterance.start + cut, self.model, self.options,
-                              make_decoder(self.model.vocab, self.options.decoder))
+                              self._make_decoder())
         self._utterance_count += 1
         tail_end = utterance.end_sample if utterance.ended else utterance.audio.end
         successor.audio.append(utterance.audio.get(cut, tail_end))

@@ -1,0 +1,196 @@
+"""Streaming CTC beam search on pyctcdecode 0.5.0 (optional KenLM, hotwords), bounded per chunk.
+
+pyctcdecode has no partial-decoding API, so each chunk re-decodes the frames since the last
+point all beams agreed on ("pending" frames) plus the lookahead, starting from the LM state after
+the committed words. Words that every returned beam agrees on, that are followed by another word
+in every beam and that end inside the committed frames, become stable; the pending frames then
+restart after them. If the beams never agree, at most `max_beam_frames` frames stay pending: the
+best beam's complete words in the older part are committed, so the cost per chunk stays bounded
+on long utterances.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import numpy as np
+
+from ..constants import FRAMES_PER_SECOND, SAMPLES_PER_FRAME
+from ..model.tokenizer import CTCVocabulary
+from .decoders import Hypothesis, trailing_silent_frames
+from .events import Word
+from .options import DecoderOptions
+
+log = logging.getLogger(__name__)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax in float64 for numeric headroom."""
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class BeamAlphabet:
+    """pyctcdecode wants unique labels: every silent id (blank, <s>, </s>) is merged into one blank."""
+
+    def __init__(self, vocab: CTCVocabulary):
+        labels = vocab.decoder_labels()
+        self.silent = [i for i in range(len(vocab)) if vocab.is_silent(i)]
+        self.spoken = [i for i in range(len(vocab)) if not vocab.is_silent(i)]
+        self.labels = [""] + [labels[i] for i in self.spoken]
+
+    def reduce(self, logprobs: np.ndarray) -> np.ndarray:
+        """(T, V) log-probabilities -> (T, 1 + spoken) with the silent ids' mass as blank."""
+        silent = logprobs[:, self.silent]
+        peak = silent.max(axis=-1, keepdims=True)
+        blank = peak + np.log(np.exp(silent - peak).sum(axis=-1, keepdims=True))
+        return np.concatenate([blank, logprobs[:, self.spoken]], axis=-1)
+
+
+def build_beam_decoder(alphabet: BeamAlphabet, options: DecoderOptions):
+    """pyctcdecode decoder (with KenLM if a path is given)."""
+    from pyctcdecode import build_ctcdecoder
+
+    return build_ctcdecoder(alphabet.labels, kenlm_model_path=options.kenlm_path,
+                            alpha=options.alpha, beta=options.beta)
+
+
+class BeamUtteranceDecoder:
+    """Beam search for one utterance with the GreedyUtteranceDecoder interface."""
+
+    def __init__(self, vocab: CTCVocabulary, options: DecoderOptions, decoder=None):
+        self.vocab = vocab
+        self.options = options
+        self.alphabet = BeamAlphabet(vocab)
+        self.decoder = decoder if decoder is not None else build_beam_decoder(self.alphabet, options)
+        self.words: list[tuple[str, int, int, float]] = []  # committed (word, start, end frame, conf)
+        self.base = 0  # utterance frame where the pending frames start
+        self._pending: list[np.ndarray] = []  # reduced log-probs of committed, undecided frames
+        self._lm_state = None
+        self.trailing_blank_frames = 0
+        self._best_text = ""
+
+    def _decode(self, frames: np.ndarray):
+        """Beams over `frames` (reduced log-probs) from the LM state after the committed words."""
+        if len(frames) == 0:
+            return []
+        return self.decoder.decode_beams(
+            frames.astype(np.float32), beam_width=self.options.beam_width,
+            hotwords=list(self.options.hotwords) or None, hotword_weight=self.options.hotword_weight,
+            lm_start_state=self._start_state())
+
+    def _start_state(self):
+        """KenLM state after the committed words (None without a language model)."""
+        model = getattr(self.decoder, "_language_model", None)
+        if model is None:
+            return None
+        if self._lm_state is None:
+            self._lm_state = model.get_start_state()
+        return self._lm_state
+
+    def _advance_lm(self, words: list[str]) -> None:
+        """Move the LM state over newly committed words."""
+        model = getattr(self.decoder, "_language_model", None)
+        if model is None:
+            return
+        state = self._start_state()
+        for word in words:
+            _, state = model.score(state, word, is_last_word=False)
+        self._lm_state = state
+
+    def advance(self, committed: np.ndarray, lookahead: np.ndarray) -> Hypothesis:
+        """Commit frames `committed`; words all beams agree on become stable."""
+        if len(committed):
+            ids = committed.argmax(axis=-1)
+            silent = trailing_silent_frames(ids, self.vocab)
+            self.trailing_blank_frames = silent if silent < len(ids) else self.trailing_blank_frames + silent
+            self._pending.append(self.alphabet.reduce(log_softmax(committed)))
+        pending = np.concatenate(self._pending) if self._pending else np.zeros((0, len(self.alphabet.labels)))
+        if len(self._pending) > 1:
+            self._pending = [pending]
+        frames = np.concatenate([pending, self.alphabet.reduce(log_softmax(lookahead))]) if len(lookahead) else pending
+        beams = self._decode(frames)
+        return self._hypothesis(beams, self._commit_agreed(beams, pending))
+
+    def _commit_agreed(self, beams, pending: np.ndarray) -> int:
+        """Commit the words every beam agrees on inside the pending frames; returns how many."""
+        if not beams:
+            return 0
+        voters = beams
+        count = len(agreed_words(beams, len(pending)))
+        if not count and len(pending) > self.options.max_beam_frames:
+            horizon = len(pending) - self.options.max_beam_frames // 2
+            voters = beams[:1]
+            count = sum(1 for _, (_, end) in beams[0][2][:-1] if end <= horizon)
+            log.debug("beams disagree over %d frames: committing %d words of the best", len(pending), count)
+        count, cut = safe_cut(voters, count)
+        if not count:
+            return 0
+        for word, (start, end) in beams[0][2][:count]:
+            self.words.append((word, self.base + start, self.base + end, word_confidence(pending, start, end)))
+        self._advance_lm([word for word, _ in beams[0][2][:count]])
+        self._pending = [pending[cut:]]
+        self.base += cut
+        return count
+
+    def _hypothesis(self, beams, dropped: int) -> Hypothesis:
+        """Stable = committed words; unstable = the best beam's words after them."""
+        stable = " ".join(w[0] for w in self.words)
+        best_words = [w[0] for w in beams[0][2][dropped:]] if beams else []
+        self._best_text = " ".join(best_words)
+        unstable = (" " if stable and best_words else "") + self._best_text
+        return Hypothesis(stable, unstable)
+
+    @property
+    def has_text(self) -> bool:
+        """True once any word is committed or hypothesised."""
+        return bool(self.words) or bool(self._best_text)
+
+    def finish(self, start_sample: int) -> tuple[str, list[Word]]:
+        """Decode the pending frames; all words with absolute times (start_sample places frame 0)."""
+        pending = np.concatenate(self._pending) if self._pending else np.zeros((0, len(self.alphabet.labels)))
+        beams = self._decode(pending)
+        words = list(self.words)
+        if beams:
+            for word, (start, end) in beams[0][2]:
+                words.append((word, self.base + start, self.base + end, word_confidence(pending, start, end)))
+        offset = start_sample / SAMPLES_PER_FRAME
+        out = [Word(w, (s + offset) / FRAMES_PER_SECOND, (e + offset) / FRAMES_PER_SECOND, c)
+               for w, s, e, c in words]
+        return " ".join(w.word for w in out), out
+
+
+def agreed_words(beams, committed_frames: int) -> list:
+    """Longest common word prefix of all beams (excluding each beam's last word) ending in committed frames."""
+    lists = [beam[2][:-1] for beam in beams]
+    agreed = []
+    for position, (word, span) in enumerate(lists[0]):
+        if any(len(other) <= position or other[position][0] != word for other in lists[1:]):
+            break
+        if max(other[position][1][1] for other in lists) > committed_frames:
+            break
+        agreed.append((word, span))
+    return agreed
+
+
+def safe_cut(beams, count: int) -> tuple[int, int]:
+    """(words to commit, frame where pending frames restart) so that no beam's next word is split.
+
+    The cut is after the last committed word in every beam; if some beam's next word starts
+    before that, one word fewer is committed.
+    """
+    while count:
+        cut = max(beam[2][count - 1][1][1] for beam in beams)
+        if all(beam[2][count][1][0] >= cut for beam in beams):
+            return count, cut
+        count -= 1
+    return 0, 0
+
+
+def word_confidence(logprobs: np.ndarray, start: int, end: int) -> float:
+    """Mean best-label posterior over a word's frames, in [0, 1]."""
+    if end <= start:
+        return 0.0
+    return min(max(float(np.exp(logprobs[start:end].max(axis=-1)).mean()), 0.0), 1.0)

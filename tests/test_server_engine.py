@@ -13,6 +13,7 @@ from xlsr_live.client.stream import recognize, split_blocks
 from xlsr_live.server.engine import ModelEngine
 from xlsr_live.server.options import StreamOptions
 from xlsr_live.streaming.events import event_to_dict
+from xlsr_live.streaming.options import DecoderOptions, StreamingOptions
 from xlsr_live.streaming.recognizer import StreamingRecognizer
 
 
@@ -26,9 +27,9 @@ def speech_clips():
             for i, s in enumerate(SENTENCES)]
 
 
-def engine_alone(model, audio):
+def engine_alone(model, audio, options=None):
     """Finals of the engine fed the clip directly (the reference), as protocol dicts."""
-    recognizer = StreamingRecognizer(model, sample_rate=RATE)
+    recognizer = StreamingRecognizer(model, options or StreamingOptions(), sample_rate=RATE)
     events = []
     for block in split_blocks(audio, RATE, 100):
         events += recognizer.feed(block)
@@ -91,3 +92,18 @@ def test_model_engine_maps_stream_options(tiny_model):
         engine.create(StreamOptions(lm=True))
     with pytest.raises(ValueError, match="sample rate"):
         engine.create(StreamOptions(sample_rate=100))
+
+
+def test_hotwords_switch_the_stream_to_beam_search(tiny_model, speech_clips):
+    """A start message with hotwords gets the finals of the engine's beam decoder with them."""
+    from xlsr_live.client.stream import ClientOptions
+
+    clip = speech_clips[0]
+    want = engine_alone(tiny_model, clip, StreamingOptions(decoder=DecoderOptions(kind="beam", hotwords=("hello",))))
+
+    async def client(server):
+        return await recognize(server.url, split_blocks(clip, RATE, 100),
+                               ClientOptions(sample_rate=RATE, hotwords=("hello",)))
+
+    result = run_server(ModelEngine(tiny_model), client)
+    assert result.of_type("final") == want and not result.of_type("error")

@@ -98,6 +98,10 @@ class SpeechServer:
         return len(self._tasks)
 
     async def _handle(self, websocket) -> None:
+        if len(self._tasks) >= self.options.max_connections:  # handshakes that raced past the check
+            self.ctx.metrics.rejected_total += 1
+            await websocket.close(1013, "too many connections")
+            return
         task = asyncio.current_task()
         self._tasks.add(task)
         metrics = self.ctx.metrics

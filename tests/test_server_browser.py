@@ -106,4 +106,6 @@ def test_browser_page_streams_microphone_and_shows_events(tiny_model, fake_mic_w
     assert snapshot["errors"] == []
     assert snapshot["partials"] >= 1 and snapshot["finals"] >= 1
     assert snapshot["sentSeconds"] > 0.5
+    # 16 kHz out of the worklet: audio sent keeps pace with the wall clock (one 100 ms block of slack)
+    assert abs(snapshot["sentSeconds"] - snapshot["streamedSeconds"]) < 0.1 * snapshot["streamedSeconds"] + 0.15
     assert snapshot["state"].startswith("closed")

@@ -97,6 +97,28 @@ def test_native_idle_timeout_flushes_and_closes_4001():
     assert [m["text"] for m in replies if m["type"] == "final"] == ["w3 w3"]
 
 
+def test_session_time_limit_flushes_and_closes_4002():
+    """A session over its total time limit gets its final result, then close code 4002."""
+    audio = level_audio([6])
+
+    async def client(server):
+        async with connect(server.url) as ws:
+            await ws.send(json.dumps({"type": "start"}))
+            await ws.send(audio.tobytes())
+            replies = []
+            try:
+                async for raw in ws:
+                    replies.append(json.loads(raw))
+            except ConnectionClosed:  # raised for close codes other than 1000/1001
+                pass
+            return replies, ws.close_code
+
+    replies, code = run_server(FakeEngine(), client, idle_timeout_s=30, session_timeout_s=0.3)
+    assert code == 4002
+    assert [m["type"] for m in replies][-2:] == ["final", "end_of_stream"]
+    assert replies[-1]["reason"] == "session time limit"
+
+
 def test_batching_gathers_windows_of_many_sessions():
     """Windows of concurrent sessions share forward passes; with batching off each runs alone."""
     audio = level_audio(range(1, 21))

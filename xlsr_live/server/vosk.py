@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Optional
 
 from websockets.exceptions import ConnectionClosed
@@ -120,6 +121,7 @@ class VoskConnection:
         return self.session
 
     async def _audio(self, data: bytes) -> None:
+        received = time.perf_counter()
         session = self._ensure_session()
         try:
             self._absorb(await session.feed(data))
@@ -129,6 +131,7 @@ class VoskConnection:
             await self._send(self._result([self.pending.pop(0)]))
         else:
             await self._send({"partial": self.partial})
+            self.ctx.metrics.partial_latency.observe(time.perf_counter() - received)
 
     async def _reply_final(self) -> None:
         """vosk's FinalResult(): every final not yet sent plus the end of the stream, as one reply."""

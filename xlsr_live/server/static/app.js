@@ -9,13 +9,15 @@
   const params = new URLSearchParams(location.search);
   let resolveFirstPartial, resolveEnded;
   const live = {
-    partials: 0, finals: 0, sentSeconds: 0, state: "idle", errors: [], texts: [],
+    partials: 0, finals: 0, sentSeconds: 0, state: "idle", errors: [], texts: [], streamingSince: null,
+    streamedSeconds: 0,
     firstPartial: new Promise((r) => { resolveFirstPartial = r; }),
     ended: new Promise((r) => { resolveEnded = r; }),
     start, stop,
     snapshot() {
       return { partials: this.partials, finals: this.finals, state: this.state, errors: this.errors,
-               texts: this.texts, sentSeconds: this.sentSeconds, captions: $("captions").innerText };
+               texts: this.texts, sentSeconds: this.sentSeconds, streamedSeconds: this.streamedSeconds,
+               captions: $("captions").innerText };
     },
   };
   window.xlsrLive = live;
@@ -45,6 +47,7 @@
   function onMessage(event) {
     const message = JSON.parse(event.data);
     if (message.type === "ready") {
+      live.streamingSince = performance.now();
       setState("streaming");
     } else if (message.type === "partial") {
       live.partials += 1;
@@ -117,6 +120,7 @@
   function stop() {
     if (!socket || socket.readyState !== WebSocket.OPEN) return live.ended;
     setState("finishing");
+    live.streamedSeconds = (performance.now() - live.streamingSince) / 1000;
     closeAudio();
     socket.send(JSON.stringify({ type: "end" }));
     return live.ended;

@@ -105,3 +105,45 @@ def test_sigterm_finishes_open_sessions_then_exits(tiny_model_dir):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+class FakeInputStream:
+    """Stands in for sounddevice.InputStream: plays given blocks through the callback on a thread."""
+
+    blocks: list = []
+
+    def __init__(self, samplerate, channels, dtype, device, blocksize, callback):
+        self.callback = callback
+        self.thread = None
+
+    def __enter__(self):
+        import threading
+
+        def play():
+            for block in self.blocks:
+                self.callback(block[:, None], len(block), None, None)
+
+        self.thread = threading.Thread(target=play)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.thread.join()
+
+
+def test_mic_blocks_yield_captured_audio_until_stopped(monkeypatch):
+    """Microphone blocks arrive in order from the capture thread and stop when asked."""
+    import types
+
+    FakeInputStream.blocks = [np.full(1600, i, np.int16) for i in range(5)]
+    monkeypatch.setitem(sys.modules, "sounddevice", types.SimpleNamespace(InputStream=FakeInputStream))
+
+    async def capture():
+        stop, got = asyncio.Event(), []
+        async for block in client_cli.mic_blocks(16_000, None, stop):
+            got.append(int(block[0]))
+            if len(got) == 5:
+                stop.set()
+        return got
+
+    assert asyncio.run(capture()) == [0, 1, 2, 3, 4]

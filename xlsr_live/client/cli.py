@@ -13,8 +13,6 @@ import logging
 import sys
 from typing import Optional, Sequence, TextIO
 
-import numpy as np
-
 from .stream import ClientOptions, StreamResult, paced, recognize, split_blocks
 
 log = logging.getLogger(__name__)
@@ -123,9 +121,15 @@ async def stream_all(args: argparse.Namespace, out: TextIO) -> list[StreamResult
     return results
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
     """Run the client; exit status 1 if the server reported an error or closed abnormally."""
-    results = asyncio.run(stream_all(args, out))
+    from websockets.exceptions import InvalidHandshake
+
+    try:
+        results = asyncio.run(stream_all(args, out or sys.stdout))
+    except (OSError, InvalidHandshake, ValueError) as exc:  # refused, unreachable, unreadable audio
+        log.error("%s", exc)
+        return 1
     failed = [r for r in results if r.of_type("error") or r.close_code not in (1000, 1001)]
     for result in failed:
         log.error("stream ended with close code %s %s", result.close_code, result.close_reason)

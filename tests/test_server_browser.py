@@ -7,7 +7,6 @@ audio and shows partial and final events; checking recognised words needs the tr
 import asyncio
 import json
 import shutil
-import urllib.request
 
 import numpy as np
 import pytest
@@ -67,16 +66,15 @@ async def evaluate(page_ws: str, expression: str, timeout: float):
                 return result["result"].get("value")
 
 
-async def page_target(browser_ws: str, timeout: float) -> str:
-    """The websocket URL of the browser's page target, from the DevTools /json/list endpoint."""
-    base = "http://" + browser_ws.split("/")[2]
-    for _ in range(50):
-        targets = json.loads(await asyncio.to_thread(lambda: urllib.request.urlopen(base + "/json/list").read()))
-        pages = [t for t in targets if t.get("type") == "page" and t["url"].startswith("http://127.0.0.1")]
-        if pages:
-            return pages[0]["webSocketDebuggerUrl"]
-        await asyncio.sleep(0.1)  # the page target appears shortly after DevTools starts
-    raise AssertionError(f"no page target within {timeout} s: {targets}")
+async def open_page(browser_ws: str, url: str) -> str:
+    """Open `url` in a new tab through DevTools; returns the tab's DevTools websocket URL."""
+    async with connect(browser_ws, max_size=None) as ws:
+        await ws.send(json.dumps({"id": 1, "method": "Target.createTarget", "params": {"url": url}}))
+        while True:
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if reply.get("id") == 1:
+                target = reply["result"]["targetId"]
+                return browser_ws.split("/devtools/")[0] + f"/devtools/page/{target}"
 
 
 def test_browser_page_streams_microphone_and_shows_events(tiny_model, fake_mic_wav, tmp_path):
@@ -85,10 +83,10 @@ def test_browser_page_streams_microphone_and_shows_events(tiny_model, fake_mic_w
         page = server.url.replace("ws", "http", 1) + "/?autostart=1"
         process = await asyncio.create_subprocess_exec(
             CHROMIUM, *FLAGS, f"--use-file-for-fake-audio-capture={fake_mic_wav}",
-            f"--user-data-dir={tmp_path / 'profile'}", page,
+            f"--user-data-dir={tmp_path / 'profile'}", "about:blank",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         try:
-            target = await page_target(await asyncio.wait_for(devtools_url(process), 30), 10)
+            target = await open_page(await asyncio.wait_for(devtools_url(process), 30), page)
             for attempt in range(20):  # the first document may be replaced while we ask
                 try:
                     await evaluate(target, LOADED, 30)

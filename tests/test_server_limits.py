@@ -58,8 +58,9 @@ def test_max_connections_token_and_origin():
         statuses = {"no_token": await refused_status(url), "bad_token": await refused_status(url + "/?token=x"),
                     "header": await refused_status(url, additional_headers={"Authorization": "Bearer s3cret"}),
                     "evil_origin": await refused_status(url + "/?token=s3cret", origin="http://evil.example")}
-        async with connect(url + "/?token=s3cret", origin="http://good.example"):
-            await asyncio.sleep(0.05)  # let the handler start
+        async with connect(url + "/?token=s3cret", origin="http://good.example") as ws:
+            await ws.send(json.dumps({"type": "start"}))
+            assert json.loads(await ws.recv())["type"] == "ready"  # its handler is running
             statuses["second"] = await refused_status(url + "/?token=s3cret")
         return statuses
 
@@ -90,7 +91,9 @@ def test_shutdown_gives_open_sessions_final_and_clean_close():
             await ws.send(json.dumps({"type": "start"}))
             await ws.send(level_audio([level] * 3).tobytes())
             assert json.loads(await ws.recv())["type"] == "ready"
-        await asyncio.sleep(0.1)
+        for ws in sockets:  # wait until each stream's three windows were recognised
+            while json.loads(await ws.recv()).get("end") != 0.3:
+                pass
         await server.shutdown()
         outcomes = []
         for ws in sockets:

@@ -42,7 +42,7 @@ def test_reference_has_utterances(reference_events):
     assert kinds[0] is SpeechStart and kinds[-1] is Final
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.integers(min_value=1, max_value=12_000), min_size=1, max_size=6))
 def test_split_invariance(tiny_model, speech_audio, reference_events, sizes):
     """Any split of the audio into feed() calls yields exactly the same events."""
@@ -153,11 +153,17 @@ def test_feed_after_flush_needs_reset(tiny_model, speech_audio):
 
 
 def test_reset_restarts_stream_time(tiny_model, speech_audio):
-    """After reset the same audio gives the same events (times from 0 again)."""
+    """After reset a used recognizer gives the events of a fresh one (times from 0, fresh VAD)."""
+    audio = speech_audio[:SAMPLE_RATE * 3]
+    fresh = run_all(StreamingRecognizer(tiny_model, SMALL), audio)
     rec = StreamingRecognizer(tiny_model, SMALL)
-    first = run_all(rec, speech_audio)
+    run_all(rec, audio)
     rec.reset()
-    assert run_all(rec, speech_audio) == first
+    assert run_all(rec, audio, [2_345]) == fresh
+    rec.reset()
+    rec.feed(audio[: SAMPLE_RATE * 2])  # reset in the middle of a stream
+    rec.reset()
+    assert run_all(rec, audio, [4_000]) == fresh
 
 
 def test_vad_disabled_one_utterance(tiny_model, speech_audio):

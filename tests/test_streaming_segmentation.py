@@ -57,7 +57,7 @@ def test_max_length_bounds_every_utterance(tiny_model):
 
 def scripted_logits(vocab, job, text_chunks):
     """Logits (T, V): the first letter for windows of chunks in `text_chunks`, blank otherwise."""
-    utterance, chunk = job.key[1], job.key[2]
+    utterance, chunk = job.utterance, job.chunk
     logits = np.zeros((job.num_frames, len(vocab)), dtype=np.float32)
     token = vocab.labels.index("a") if (utterance, chunk) in text_chunks else vocab.blank_id
     logits[:, token] = 10.0

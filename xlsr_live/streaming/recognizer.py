@@ -108,8 +108,7 @@ class StreamingRecognizer:
         if self._in_flight is not None or not self._utterances:
             return None
         utterance = self._utterances[0]
-        key = (self._generation, utterance.index, utterance.next_chunk)
-        self._in_flight = utterance.make_job(key)
+        self._in_flight = utterance.make_job(hash((id(self), self._generation)))
         return self._in_flight
 
     def complete(self, job: WindowJob, logits) -> list[Event]:

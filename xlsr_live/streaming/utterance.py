@@ -82,7 +82,7 @@ class Utterance:
             return None
         return max(0, commit_start - w.left_frames), commit_start, commit_end, window_end
 
-    def make_job(self, key: tuple[int, int, int]) -> Optional[WindowJob]:
+    def make_job(self, stream: int) -> Optional[WindowJob]:
         """The next chunk's window job, or None if it is not ready."""
         window = self._window()
         if window is None:
@@ -96,11 +96,13 @@ class Utterance:
             if self._cache.end < last:
                 self._cache.extend(self._normalise(self.audio.get(begin, sample_end)), begin)
             features = self._cache.get(first, last)
-            job = WindowJob(key, last - first, commit_start - first, commit_end - first, features=features)
+            job = WindowJob(stream, self.index, self.next_chunk, last - first, commit_start - first,
+                            commit_end - first, features=features)
         else:
             raw = self.audio.get(first * self.hop, sample_end)
             audio = torch.from_numpy(self.model.preprocessing.normalize(raw))
-            job = WindowJob(key, last - first, commit_start - first, commit_end - first,
+            job = WindowJob(stream, self.index, self.next_chunk, last - first, commit_start - first,
+                            commit_end - first,
                             audio=audio.to(self.model.device, self.model.dtype))
         return job
 

@@ -22,12 +22,19 @@ class WindowJob:
     device) or `audio` (group-norm models: normalised samples (S,)) is set.
     """
 
-    key: tuple[int, int, int]  # (stream token, utterance index, chunk index)
+    stream: int  # token of the recognizer and stream generation that made it (logging only)
+    utterance: int  # utterance index within the stream (since the last reset)
+    chunk: int  # chunk index within the utterance
     num_frames: int  # T: frames of logits the window yields
     commit_start: int  # window frames [commit_start, commit_end) are committed
     commit_end: int
     features: Optional[torch.Tensor] = None
     audio: Optional[torch.Tensor] = None
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        """(stream, utterance, chunk), for logs and matching."""
+        return self.stream, self.utterance, self.chunk
 
 
 class FeatureCache:

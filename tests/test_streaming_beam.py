@@ -24,17 +24,20 @@ def frame_script(vocab, text):
     return ids
 
 
-def scripted(vocab, job, script, chunk_frames, left_frames):
-    """Window logits following the frame script (blank after its end)."""
+def scripted(vocab, job, script, chunk_frames, left_frames, twin=None):
+    """Window logits following the frame script (blank after its end); `twin` (a, b): b ties with a."""
     first = max(0, job.chunk * chunk_frames - left_frames)
     logits = np.zeros((job.num_frames, len(vocab)), dtype=np.float32)
     for offset in range(job.num_frames):
         frame = first + offset
-        logits[offset, script[frame] if frame < len(script) else vocab.blank_id] = 10.0
+        token = script[frame] if frame < len(script) else vocab.blank_id
+        logits[offset, token] = 10.0
+        if twin and token == vocab.labels.index(twin[0]):
+            logits[offset, vocab.labels.index(twin[1])] = 10.0
     return logits
 
 
-def run_scripted(model, decoder, seconds=3.0):
+def run_scripted(model, decoder, seconds=3.0, twin=None):
     """One ungated utterance decoded from scripted logits through the split API; (events, recognizer)."""
     options = StreamingOptions(vad=VadOptions(enabled=False), window=WINDOW, decoder=decoder,
                                endpoint=EndpointOptions(enabled=False))
@@ -43,7 +46,7 @@ def run_scripted(model, decoder, seconds=3.0):
     events = rec.push(np.zeros(int(seconds * SAMPLE_RATE), np.float32)) + rec.end()
     bases = []
     while (job := rec.next_job()) is not None:
-        logits = scripted(model.vocab, job, script, WINDOW.chunk_frames, WINDOW.left_frames)
+        logits = scripted(model.vocab, job, script, WINDOW.chunk_frames, WINDOW.left_frames, twin)
         decoder_state = rec._utterances[0].decoder
         events += rec.complete(job, logits)
         bases.append(getattr(decoder_state, "base", None))
@@ -75,9 +78,26 @@ def test_beam_matches_greedy_on_clear_input(tiny_model):
     assert [(w.word, w.start) for w in beam_final.words] == [(w.word, w.start) for w in greedy_final.words]
 
 
-def test_beam_hotwords_run(tiny_model, speech_audio):
-    """Hotwords are accepted and the beam path runs end to end on real audio with a random model."""
+def test_beam_disagreement_is_bounded(tiny_model):
+    """When beams keep disagreeing (tied letters), the best beam's older words are committed anyway."""
+    decoder = DecoderOptions(kind="beam", beam_width=8, max_beam_frames=50)
+    events, bases = run_scripted(tiny_model, decoder, twin=("e", "a"))
+    final = [e for e in events if isinstance(e, Final)][0]
+    assert len(final.words) == len(TEXT.split())
+    assert bases[-1] > 0
+    stables = [e.stable for e in events if isinstance(e, Partial)]
+    assert any(stables) and all(final.text.startswith(s) for s in stables)
+    unbounded, unbounded_bases = run_scripted(tiny_model, DecoderOptions(kind="beam", beam_width=8), twin=("e", "a"))
+    assert bases[-1] >= unbounded_bases[-1]
+
+
+def test_beam_hotwords_split_invariant(tiny_model, speech_audio):
+    """Hotwords are accepted; the beam path on real audio gives the same events however it is split."""
     options = StreamingOptions(window=WINDOW, decoder=DecoderOptions(kind="beam", beam_width=4, hotwords=("beam",)))
+    audio = speech_audio[:SAMPLE_RATE * 3]
     rec = StreamingRecognizer(tiny_model, options)
-    events = rec.feed(speech_audio[:SAMPLE_RATE * 3]) + rec.flush()
+    events = rec.feed(audio) + rec.flush()
+    rec.reset()
+    pieces = [e for start in range(0, len(audio), 2_345) for e in rec.feed(audio[start:start + 2_345])]
+    assert pieces + rec.flush() == events
     assert any(isinstance(e, Final) for e in events)

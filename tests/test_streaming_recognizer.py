@@ -153,11 +153,17 @@ def test_feed_after_flush_needs_reset(tiny_model, speech_audio):
 
 
 def test_reset_restarts_stream_time(tiny_model, speech_audio):
-    """After reset the same audio gives the same events (times from 0 again)."""
+    """After reset a used recognizer gives the events of a fresh one (times from 0, fresh VAD)."""
+    audio = speech_audio[:SAMPLE_RATE * 3]
+    fresh = run_all(StreamingRecognizer(tiny_model, SMALL), audio)
     rec = StreamingRecognizer(tiny_model, SMALL)
-    first = run_all(rec, speech_audio)
+    run_all(rec, audio)
     rec.reset()
-    assert run_all(rec, speech_audio) == first
+    assert run_all(rec, audio, [2_345]) == fresh
+    rec.reset()
+    rec.feed(audio[: SAMPLE_RATE * 2])  # reset in the middle of a stream
+    rec.reset()
+    assert run_all(rec, audio, [4_000]) == fresh
 
 
 def test_vad_disabled_one_utterance(tiny_model, speech_audio):

@@ -12,7 +12,6 @@ on long utterances.
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 import numpy as np
 

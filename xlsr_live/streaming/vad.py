@@ -46,15 +46,15 @@ class VadGate:
         self._window_frames = options.onset_window_ms // options.frame_ms
         self._hangover_frames = options.hangover_ms // options.frame_ms
         self._history_samples = (options.pre_roll_ms + options.onset_window_ms) * SAMPLES_PER_MS
-        self._vad = None
-        if options.enabled:
-            import webrtcvad
-
-            self._vad = webrtcvad.Vad(options.aggressiveness)
         self.reset()
 
     def reset(self) -> None:
-        """Forget everything: a new stream starting at sample 0."""
+        """Forget everything (webrtcvad adapts to its input: a fresh one): a new stream at sample 0."""
+        self._vad = None
+        if self.options.enabled:
+            import webrtcvad
+
+            self._vad = webrtcvad.Vad(self.options.aggressiveness)
         self._leftover = np.zeros(0, dtype=np.float32)
         self._position = 0  # stream samples consumed into whole frames
         self._history = SampleBuffer()

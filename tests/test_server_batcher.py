@@ -1,0 +1,119 @@
+"""MicroBatcher: batch limits, deadlines, errors, abandoned jobs, and the loop staying free."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from server_fake import FakeEngine, level_audio, run_server
+from xlsr_live.client.stream import recognize
+from xlsr_live.server.batcher import MicroBatcher
+
+
+def run(coro):
+    """Run a coroutine in a fresh loop."""
+    return asyncio.run(coro)
+
+
+def test_batches_respect_max_batch_and_return_each_result():
+    """Ten jobs at once with max_batch 4 run as 4+4+2 and each caller gets its own result."""
+    sizes = []
+
+    def double(jobs):
+        sizes.append(len(jobs))
+        return [2 * job for job in jobs]
+
+    async def main():
+        batcher = MicroBatcher(double, max_batch=4, max_wait_ms=50)
+        batcher.start()
+        try:
+            return await asyncio.gather(*(batcher.submit(i) for i in range(10)))
+        finally:
+            await batcher.stop()
+
+    assert run(main()) == [2 * i for i in range(10)]
+    assert sizes == [4, 4, 2]
+
+
+def test_batch_error_reaches_every_caller_and_batcher_goes_on():
+    """A failing forward pass fails its callers only; the next batch works."""
+    def flaky(jobs):
+        if "bad" in jobs:
+            raise RuntimeError("model failed")
+        return list(jobs)
+
+    async def main():
+        batcher = MicroBatcher(flaky, max_batch=8, max_wait_ms=20)
+        batcher.start()
+        try:
+            failed = await asyncio.gather(batcher.submit("bad"), batcher.submit("ok"), return_exceptions=True)
+            return failed, await batcher.submit("later")
+        finally:
+            await batcher.stop()
+
+    failed, later = run(main())
+    assert all(isinstance(f, RuntimeError) for f in failed) and later == "later"
+
+
+def test_abandoned_jobs_are_not_run():
+    """A job whose session went away before its batch ran is dropped from the batch."""
+    ran = []
+    running, release = threading.Event(), threading.Event()
+
+    def record(jobs):
+        ran.extend(jobs)
+        running.set()
+        release.wait(5)
+        return list(jobs)
+
+    async def main():
+        batcher = MicroBatcher(record, max_batch=8, max_wait_ms=0)
+        batcher.start()
+        try:
+            first = asyncio.ensure_future(batcher.submit("first"))
+            await asyncio.to_thread(running.wait, 5)  # "first" is now running on the worker thread
+            gone = asyncio.ensure_future(batcher.submit("gone"))
+            await asyncio.sleep(0)
+            gone.cancel()
+            release.set()
+            return await first, await batcher.submit("after")
+        finally:
+            await batcher.stop()
+
+    assert run(main()) == ("first", "after")
+    assert ran == ["first", "after"]
+
+
+def test_event_loop_stays_free_during_a_forward_pass():
+    """While a slow forward pass runs on the worker thread, other connections are served at once."""
+    running = threading.Event()
+
+    class SlowEngine(FakeEngine):
+        def run_jobs(self, jobs):
+            running.set()
+            time.sleep(0.6)  # stands in for a long model forward pass on the worker thread
+            return super().run_jobs(jobs)
+
+    async def client(server):
+        stream = asyncio.ensure_future(recognize(server.url, [level_audio([1] * 2)]))
+        await asyncio.to_thread(running.wait, 5)
+        started, ready_at = time.perf_counter(), []
+
+        def on_message(message):
+            if message["type"] == "ready":
+                ready_at.append(time.perf_counter() - started)
+
+        await asyncio.wait_for(recognize(server.url, [], on_message=on_message), 5)
+        await stream
+        return ready_at
+
+    ready_at = run_server(SlowEngine(), client)
+    assert len(ready_at) == 1 and ready_at[0] < 0.3  # the pass still had up to 0.6 s to go
+
+
+@pytest.mark.parametrize("max_batch", [0, -1])
+def test_bad_max_batch_is_refused(max_batch):
+    """max_batch below 1 raises a ValueError naming it."""
+    with pytest.raises(ValueError, match=f"max_batch={max_batch}"):
+        MicroBatcher(list, max_batch=max_batch)

@@ -1,0 +1,126 @@
+"""HTTP routes, limits and safety: healthz, metrics, 503, tokens, origins, sizes, TLS, shutdown."""
+
+import asyncio
+import json
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from server_fake import FakeEngine, level_audio, run_server
+from xlsr_live.client.stream import recognize
+
+
+def http_get(url):
+    """(status, content type, body) of a GET, errors included."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return reply.status, reply.headers["Content-Type"], reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers["Content-Type"], exc.read().decode()
+
+
+async def refused_status(url, **kwargs):
+    """HTTP status of a refused websocket handshake (None if it was accepted)."""
+    try:
+        async with connect(url, **kwargs):
+            return None
+    except InvalidStatus as exc:
+        return exc.response.status_code
+
+
+def test_healthz_metrics_and_page():
+    """/healthz is JSON, /metrics has the documented series after a stream, / is the HTML page."""
+    async def client(server):
+        await recognize(server.url, [level_audio([1] * 6)])
+        base = server.url.replace("ws", "http", 1)
+        return [await asyncio.to_thread(http_get, base + path) for path in ("/healthz", "/metrics", "/", "/nope")]
+
+    health, metrics, page, missing = run_server(FakeEngine(), client)
+    assert health[0] == 200 and json.loads(health[2]) == {"status": "ok", "active_sessions": 0}
+    assert metrics[0] == 200 and metrics[1].startswith("text/plain; version=0.0.4")
+    for series in ("xlsr_live_active_sessions 0", "xlsr_live_sessions_total 1", "xlsr_live_audio_seconds_total 0.6",
+                   "xlsr_live_real_time_factor", 'xlsr_live_batch_size_bucket{le="+Inf"} 6', "xlsr_live_queue_depth 0",
+                   "xlsr_live_partial_latency_seconds_count 5"):
+        assert series in metrics[2], series
+    assert page[0] == 200 and page[1].startswith("text/html") and "<html" in page[2].lower()
+    assert missing[0] == 404
+
+
+def test_max_connections_token_and_origin():
+    """Beyond max connections: 503; wrong or missing token: 401; foreign Origin: 403."""
+    async def client(server):
+        url = server.url
+        statuses = {"no_token": await refused_status(url), "bad_token": await refused_status(url + "/?token=x"),
+                    "header": await refused_status(url, additional_headers={"Authorization": "Bearer s3cret"}),
+                    "evil_origin": await refused_status(url + "/?token=s3cret", origin="http://evil.example")}
+        async with connect(url + "/?token=s3cret", origin="http://good.example") as ws:
+            await ws.send(json.dumps({"type": "start"}))
+            assert json.loads(await ws.recv())["type"] == "ready"  # its handler is running
+            statuses["second"] = await refused_status(url + "/?token=s3cret")
+        return statuses
+
+    statuses = run_server(FakeEngine(), client, token="s3cret", max_connections=1,
+                          allowed_origins=("http://good.example",))
+    assert statuses == {"no_token": 401, "bad_token": 401, "header": None, "evil_origin": 403, "second": 503}
+
+
+def test_message_too_big_closes_1009():
+    """A message over max_message_bytes closes the connection with 1009."""
+    async def client(server):
+        async with connect(server.url) as ws:
+            await ws.send(json.dumps({"type": "start"}))
+            await ws.send(bytes(4096))
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await ws.recv()
+            return ws.close_code
+
+    assert run_server(FakeEngine(), client, max_message_bytes=1024) == 1009
+
+
+def test_shutdown_gives_open_sessions_final_and_clean_close():
+    """On shutdown every open session gets its final result, end_of_stream and close 1001."""
+    async def client(server):
+        sockets = [await connect(server.url) for _ in range(3)]
+        for level, ws in enumerate(sockets, 1):
+            await ws.send(json.dumps({"type": "start"}))
+            await ws.send(level_audio([level] * 3).tobytes())
+            assert json.loads(await ws.recv())["type"] == "ready"
+        for ws in sockets:  # wait until each stream's three windows were recognised
+            while json.loads(await ws.recv()).get("end") != 0.3:
+                pass
+        await server.shutdown()
+        outcomes = []
+        for ws in sockets:
+            messages = [json.loads(m) async for m in ws]
+            outcomes.append(([m["text"] for m in messages if m["type"] == "final"], messages[-1]["type"],
+                             ws.close_code))
+        return outcomes
+
+    assert run_server(FakeEngine(), client) == [
+        (["w1 w1 w1"], "end_of_stream", 1001), (["w2 w2 w2"], "end_of_stream", 1001),
+        (["w3 w3 w3"], "end_of_stream", 1001)]
+
+
+def test_tls_with_cert_and_key(tmp_path):
+    """With a certificate and key the server speaks wss://."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                           "/CN=localhost", "-keyout", str(key), "-out", str(cert)], capture_output=True)
+    if made.returncode:
+        pytest.skip(f"openssl could not make a test certificate: {made.stderr.decode()[-200:]}")
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+
+    async def client(server):
+        assert server.url.startswith("wss://")
+        async with connect(server.url, ssl=context) as ws:
+            await ws.send(json.dumps({"type": "start"}))
+            return json.loads(await ws.recv())["type"]
+
+    assert run_server(FakeEngine(), client, tls_cert=str(cert), tls_key=str(key)) == "ready"

@@ -1,0 +1,147 @@
+"""`xlsr-live client`: stream files or the microphone to a server, print partials and finals live.
+
+Wired into xlsr_live/cli.py by the lead: `add_arguments(subparsers.add_parser("client"))`, `run(args)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import sys
+from typing import Optional, Sequence, TextIO
+
+from .stream import ClientOptions, StreamResult, paced, recognize, split_blocks
+
+log = logging.getLogger(__name__)
+HELP = "stream audio files or the microphone to an xlsr-live server"
+DIM, RESET, CLEAR = "\033[2m", "\033[0m", "\r\033[K"
+
+
+class Printer:
+    """Turns server messages into terminal lines (`text`) or one JSON object per line (`jsonl`)."""
+
+    def __init__(self, out: TextIO, fmt: str = "text", label: Optional[str] = None):
+        self.out, self.fmt, self.label = out, fmt, label
+        self.live = fmt == "text" and out.isatty()
+
+    def __call__(self, message: dict) -> None:
+        if self.fmt == "jsonl":
+            if self.label is not None:
+                message = {"file": self.label, **message}
+            self.out.write(json.dumps(message) + "\n")
+        elif message.get("type") == "partial" and self.live:
+            self.out.write(f"{CLEAR}{message['stable']}{DIM}{message['unstable']}{RESET}")
+        elif message.get("type") == "final":
+            prefix = CLEAR if self.live else ""
+            self.out.write(f"{prefix}[{message['start']:7.2f} - {message['end']:7.2f}] {message['text']}\n")
+        elif message.get("type") == "error":
+            self.out.write(f"{CLEAR if self.live else ''}error {message['code']}: {message['message']}\n")
+        self.out.flush()
+
+
+def file_blocks(path: str, speed: float):
+    """100 ms int16 blocks of a file at 16 kHz, paced at `speed` x real time."""
+    from ..streaming.audio import iter_audio_blocks
+
+    def blocks():
+        for big in iter_audio_blocks(path, block_seconds=10.0):
+            yield from split_blocks(big, 16_000, 100)
+
+    return paced(blocks(), 16_000, speed)
+
+
+async def mic_blocks(sample_rate: int, device: Optional[str], stop: asyncio.Event):
+    """Microphone blocks (int16 mono) until `stop` is set; needs the `sounddevice` package."""
+    import sounddevice
+
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+
+    def callback(indata, frames, time_info, status):  # runs on PortAudio's thread
+        if status:
+            log.warning("microphone: %s", status)
+        loop.call_soon_threadsafe(queue.put_nowait, indata[:, 0].copy())
+
+    stopper = asyncio.ensure_future(stop.wait())
+    with sounddevice.InputStream(samplerate=sample_rate, channels=1, dtype="int16", device=device,
+                                 blocksize=sample_rate // 10, callback=callback):
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                return
+            yield getter.result()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the client options to `parser`."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("files", nargs="*", default=[], metavar="FILE", help="audio files (any libsndfile format)")
+    source.add_argument("--mic", action="store_true", help="stream the microphone until Ctrl-C")
+    parser.add_argument("--url", default="ws://127.0.0.1:2700/native", help="server URL (native protocol)")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="pace files at this multiple of real time; 0: as fast as possible")
+    parser.add_argument("--format", choices=("text", "jsonl"), default="text", help="output format")
+    parser.add_argument("--no-partials", action="store_true", help="ask for finals only")
+    parser.add_argument("--hotword", action="append", default=[], help="boost a word (repeat)")
+    parser.add_argument("--token", help="bearer token for the server")
+    parser.add_argument("--mic-device", help="sounddevice input device (name or index)")
+    parser.add_argument("--mic-rate", type=int, default=16_000, help="microphone sample rate (default 16000)")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A standalone parser for `xlsr-live client`."""
+    return add_arguments(argparse.ArgumentParser(prog="xlsr-live client", description=HELP))
+
+
+async def stream_all(args: argparse.Namespace, out: TextIO) -> list[StreamResult]:
+    """Stream every file (one stream each, in order) or the microphone."""
+    base = ClientOptions(partials=not args.no_partials, hotwords=tuple(args.hotword), token=args.token)
+    if args.mic:
+        stop = asyncio.Event()
+        options = dataclasses.replace(base, sample_rate=args.mic_rate)
+        loop = asyncio.get_running_loop()
+        import signal
+
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        return [await recognize(args.url, mic_blocks(args.mic_rate, args.mic_device, stop), options,
+                                Printer(out, args.format))]
+    results = []
+    for path in args.files:
+        label = path if len(args.files) > 1 or args.format == "jsonl" else None
+        if args.format == "text" and len(args.files) > 1:
+            out.write(f"== {path}\n")
+        results.append(await recognize(args.url, file_blocks(path, args.speed), base,
+                                       Printer(out, args.format, label)))
+    return results
+
+
+def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
+    """Run the client; exit status 1 if the server reported an error or closed abnormally."""
+    from websockets.exceptions import InvalidHandshake
+
+    try:
+        results = asyncio.run(stream_all(args, out or sys.stdout))
+    except (OSError, InvalidHandshake, ValueError) as exc:  # refused, unreachable, unreadable audio
+        log.error("%s", exc)
+        return 1
+    failed = [r for r in results if r.of_type("error") or r.close_code not in (1000, 1001)]
+    for result in failed:
+        log.error("stream ended with close code %s %s", result.close_code, result.close_reason)
+    return 1 if failed else 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point: `python -m xlsr_live.client.cli ...`."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""Micro-batching: windows ready in any session run together in one forward pass off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import logging
+import time
+from typing import Any, Callable, Optional, Sequence
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class _Pending:
+    job: Any
+    future: asyncio.Future
+    queued_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchStats:
+    """What one batch did, for metrics."""
+
+    size: int
+    compute_seconds: float
+    queue_depth: int
+
+
+class MicroBatcher:
+    """Gathers jobs (up to `max_batch`, waiting at most `max_wait_ms` after the first) and runs
+    them with `run_batch` on a single worker thread; each `submit` gets back its own result.
+
+    With `enabled=False` every job runs alone, as soon as the worker is free (for benchmarks).
+    A session that stops submitting (a stalled client) never holds a batch back: nothing waits
+    for a particular session, only for the deadline.
+    """
+
+    def __init__(self, run_batch: Callable[[Sequence[Any]], list], max_batch: int = 16,
+                 max_wait_ms: float = 10.0, enabled: bool = True,
+                 on_batch: Optional[Callable[[BatchStats], None]] = None):
+        if max_batch < 1:
+            raise ValueError(f"max_batch={max_batch} must be at least 1")
+        self.run_batch = run_batch
+        self.max_batch = max_batch if enabled else 1
+        self.max_wait = max_wait_ms / 1000.0 if enabled else 0.0
+        self.on_batch = on_batch
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xlsr-batch")
+        self._task: Optional[asyncio.Task] = None
+
+    @property
+    def queue_depth(self) -> int:
+        """Jobs waiting for a batch."""
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        """Start the gathering task on the running loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        """Stop gathering, fail what is still queued, and release the worker thread."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if not pending.future.done():
+                pending.future.set_exception(RuntimeError("the batcher stopped"))
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, job: Any) -> Any:
+        """Queue one job and wait for its result (its row of the batch output)."""
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(job, future, time.monotonic()))
+        return await future
+
+    async def call(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn()` on the worker thread (model work that is not batched, e.g. conv features)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def _gather(self) -> list[_Pending]:
+        """Wait for a first job, then take more until the batch is full or its deadline passed."""
+        batch = [await self._queue.get()]
+        deadline = batch[0].queued_at + self.max_wait
+        while len(batch) < self.max_batch:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except asyncio.TimeoutError:
+                break
+        return [p for p in batch if not p.future.done()]  # drop jobs of sessions that went away
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._gather()
+            if not batch:
+                continue
+            started = time.perf_counter()
+            try:
+                results = await loop.run_in_executor(self._executor, self.run_batch, [p.job for p in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"run_batch returned {len(results)} results for {len(batch)} jobs")
+            except Exception as exc:  # noqa: BLE001 - every waiting session must hear about it
+                log.exception("batch of %d windows failed", len(batch))
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                continue
+            if self.on_batch is not None:
+                self.on_batch(BatchStats(len(batch), time.perf_counter() - started, self._queue.qsize()))
+            for pending, result in zip(batch, results):
+                if not pending.future.done():
+                    pending.future.set_result(result)

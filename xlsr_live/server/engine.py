@@ -1,0 +1,76 @@
+"""The small interface the server needs from the streaming engine, and its adapter to the real one.
+
+The server never calls the model from the event loop: recognizers only buffer audio (`push`),
+hand out windows (`next_job`) and turn logits into events (`complete`); the micro-batcher runs
+`Engine.run_jobs` for windows of many sessions in one forward pass on its worker thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Optional, Protocol, Sequence
+
+import numpy as np
+
+from ..streaming.audio import check_sample_rate
+from .options import StreamOptions
+
+log = logging.getLogger(__name__)
+
+
+class SplitRecognizer(Protocol):
+    """Per-stream state of the engine's split API (see docs/streaming.md)."""
+
+    def push(self, audio: np.ndarray) -> list: ...
+
+    def next_job(self) -> Optional[Any]: ...
+
+    def complete(self, job: Any, logits: Any) -> list: ...
+
+    def end(self) -> list: ...
+
+    def reset(self) -> None: ...
+
+
+class Engine(Protocol):
+    """Shared by all sessions: makes recognizers, runs batches of their windows."""
+
+    def create(self, options: StreamOptions) -> SplitRecognizer: ...
+
+    def run_jobs(self, jobs: Sequence[Any]) -> list: ...
+
+
+class ModelEngine:
+    """The real engine: one loaded model, one `StreamingRecognizer` per stream."""
+
+    def __init__(self, model, streaming_options=None):
+        from ..streaming.options import StreamingOptions
+
+        self.model = model
+        self.streaming_options = streaming_options or StreamingOptions()
+
+    def _options_for(self, options: StreamOptions):
+        """Engine options for one stream: the server's defaults with the client's requests."""
+        base = self.streaming_options
+        decoder = base.decoder
+        if options.lm is True and decoder.kenlm_path is None:
+            raise ValueError("lm=true was requested but this server has no language model")
+        if options.lm is False and decoder.kenlm_path is not None:
+            decoder = dataclasses.replace(decoder, kenlm_path=None)
+        if options.hotwords:
+            decoder = dataclasses.replace(decoder, kind="beam", hotwords=tuple(options.hotwords))
+        return dataclasses.replace(base, decoder=decoder, emit_partials=base.emit_partials and options.partials)
+
+    def create(self, options: StreamOptions) -> SplitRecognizer:
+        """A fresh recognizer for one stream; ValueError names a bad sample rate or option."""
+        from ..streaming.recognizer import StreamingRecognizer
+
+        rate = check_sample_rate(options.sample_rate)
+        return StreamingRecognizer(self.model, self._options_for(options), sample_rate=rate)
+
+    def run_jobs(self, jobs: Sequence[Any]) -> list:
+        """One padded forward pass over windows of any sessions (runs on the batch worker thread)."""
+        from ..streaming.windows import run_jobs
+
+        return run_jobs(self.model, list(jobs))

@@ -1,0 +1,72 @@
+"""Server and per-stream options as frozen dataclasses, validated on construction."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+PROTOCOLS = ("native", "vosk")
+ENCODINGS = {"pcm_s16le": 2, "pcm_f32le": 4}  # encoding -> bytes per sample
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerOptions:
+    """Everything `xlsr-live serve` can be told; one instance shared (read-only) by all sessions."""
+
+    host: str = "127.0.0.1"
+    port: int = 2700
+    protocol: str = "native"
+    batching: bool = True
+    max_batch: int = 16
+    max_wait_ms: float = 10.0
+    max_connections: int = 64
+    max_message_bytes: int = 1 << 20
+    idle_timeout_s: float = 30.0
+    session_timeout_s: float = 3600.0
+    shutdown_grace_s: float = 10.0
+    token: Optional[str] = None
+    allowed_origins: tuple[str, ...] = ()  # empty: any origin
+    tls_cert: Optional[str] = None
+    tls_key: Optional[str] = None
+    vosk_sample_rate: int = 8000  # vosk-server's default when the client sends no config
+
+    def __post_init__(self):
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol {self.protocol!r} is not one of {PROTOCOLS}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port {self.port} is outside 0..65535")
+        for name in ("max_batch", "max_connections", "max_message_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
+        for name in ("max_wait_ms", "idle_timeout_s", "session_timeout_s", "shutdown_grace_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)} must not be negative")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError(f"TLS needs both a certificate and a key (cert={self.tls_cert!r}, key={self.tls_key!r})")
+        if self.token is not None and not self.token:
+            raise ValueError("token '' is empty; leave it unset to disable authentication")
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamOptions:
+    """What one client asked for when it started a stream (native start message or vosk config)."""
+
+    sample_rate: int = 16_000
+    encoding: str = "pcm_s16le"
+    partials: bool = True
+    words: bool = True
+    hotwords: tuple[str, ...] = ()
+    lm: Optional[bool] = None  # None: the server's default
+
+    def __post_init__(self):
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"encoding {self.encoding!r} is not one of {sorted(ENCODINGS)}")
+        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int):
+            raise ValueError(f"sample_rate {self.sample_rate!r} is not an integer")
+        if not all(isinstance(h, str) and h.strip() for h in self.hotwords):
+            raise ValueError(f"hotwords {self.hotwords!r} must be non-empty strings")
+
+    @property
+    def bytes_per_sample(self) -> int:
+        """Size of one sample of `encoding` in bytes."""
+        return ENCODINGS[self.encoding]

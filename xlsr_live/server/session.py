@@ -1,0 +1,133 @@
+"""Per-connection state: one recognizer, fed through the shared micro-batcher."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import logging
+import time
+from typing import Optional
+
+import numpy as np
+
+from .batcher import MicroBatcher
+from .engine import Engine
+from .metrics import Metrics
+from .options import StreamOptions
+
+log = logging.getLogger(__name__)
+
+
+class AudioFormatError(ValueError):
+    """An audio message that does not match the stream's declared encoding."""
+
+
+def decode_pcm(data: bytes, options: StreamOptions) -> np.ndarray:
+    """Little-endian PCM bytes -> int16 or float32 samples; AudioFormatError names the problem."""
+    size = options.bytes_per_sample
+    if len(data) % size:
+        raise AudioFormatError(f"audio message of {len(data)} bytes is not a whole number of "
+                               f"{options.encoding} samples ({size} bytes each)")
+    if options.encoding == "pcm_s16le":
+        return np.frombuffer(data, dtype="<i2").astype(np.int16, copy=False)
+    audio = np.frombuffer(data, dtype="<f4").astype(np.float32, copy=False)
+    if not np.isfinite(audio).all():
+        raise AudioFormatError("pcm_f32le audio contains NaN or infinite samples")
+    return audio
+
+
+class RecognitionSession:
+    """One stream's recognizer plus bookkeeping; created in the connection handler, never shared."""
+
+    def __init__(self, session_id: str, engine: Engine, batcher: MicroBatcher, metrics: Metrics,
+                 options: StreamOptions):
+        self.id = session_id
+        self.options = options
+        self.recognizer = engine.create(options)  # ValueError for a bad rate or option
+        self.batcher = batcher
+        self.metrics = metrics
+        self.audio_seconds = 0.0
+
+    async def feed(self, data: bytes) -> list:
+        """Recognise one audio message; returns the events it produced, in order."""
+        audio = decode_pcm(data, self.options)
+        seconds = audio.size / self.options.sample_rate
+        self.audio_seconds += seconds
+        self.metrics.audio_seconds += seconds
+        events = list(self.recognizer.push(audio))
+        return events + await self._run_jobs()
+
+    async def end(self) -> list:
+        """End of stream: the last partial and final results."""
+        events = list(self.recognizer.end())
+        return events + await self._run_jobs()
+
+    def reset(self) -> None:
+        """Start a new stream on the same connection (times restart at zero)."""
+        self.recognizer.reset()
+
+    async def _run_jobs(self) -> list:
+        events: list = []
+        # next_job() runs the conv feature encoder: on the worker thread, not on the event loop
+        while (job := await self.batcher.call(self.recognizer.next_job)) is not None:
+            logits = await self.batcher.submit(job)
+            events.extend(self.recognizer.complete(job, logits))
+        return events
+
+
+class Closing(enum.Enum):
+    """Why a session stops reading: each maps to a close code in the protocols."""
+
+    IDLE = "idle"
+    TIME_LIMIT = "time_limit"
+    SHUTDOWN = "shutdown"
+
+
+class Channel:
+    """Receiving side of a connection with idle / total timeouts and server shutdown.
+
+    `receive()` returns the next message, or a `Closing` reason when the session must end;
+    a closed connection raises websockets' ConnectionClosed as usual.
+    """
+
+    def __init__(self, websocket, idle_timeout: float, session_timeout: float, shutdown: asyncio.Event):
+        self.websocket = websocket
+        self.idle_timeout = idle_timeout
+        self.deadline = time.monotonic() + session_timeout
+        self.shutdown = shutdown
+        self._shutdown_wait: Optional[asyncio.Task] = None
+
+    async def receive(self):
+        """The next message (str or bytes), or a Closing reason."""
+        if self.shutdown.is_set():
+            return Closing.SHUTDOWN
+        if self._shutdown_wait is None:
+            self._shutdown_wait = asyncio.ensure_future(self.shutdown.wait())
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            return Closing.TIME_LIMIT
+        timeout = min(self.idle_timeout, left) if self.idle_timeout > 0 else left
+        recv = asyncio.ensure_future(self.websocket.recv())
+        done, _ = await asyncio.wait({recv, self._shutdown_wait}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if recv in done:
+            return recv.result()
+        recv.cancel()  # safe in websockets: no message is lost
+        try:
+            await recv
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - only unblocking it
+            pass
+        if self.shutdown.is_set():
+            return Closing.SHUTDOWN
+        return Closing.TIME_LIMIT if time.monotonic() >= self.deadline else Closing.IDLE
+
+    def close(self) -> None:
+        """Drop the shutdown waiter."""
+        if self._shutdown_wait is not None:
+            self._shutdown_wait.cancel()
+
+
+def session_ids():
+    """Iterator of short session ids, one counter per server."""
+    return (f"s{n}" for n in itertools.count(1))

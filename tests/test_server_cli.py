@@ -16,6 +16,7 @@ from websockets.asyncio.client import connect
 
 from server_fake import RATE, run_server, speak
 from xlsr_live.client import cli as client_cli
+from xlsr_live.client.captions import CaptionPrinter
 from xlsr_live.client.stream import encode, split_blocks
 from xlsr_live.server import cli as serve_cli
 from xlsr_live.server.engine import ModelEngine
@@ -70,7 +71,7 @@ def test_client_cli_streams_file_and_prints_jsonl(tiny_model, speech_wav):
 def test_client_text_format_prints_finals():
     """Text output (not a terminal) prints one timed line per final and errors."""
     out = io.StringIO()
-    printer = client_cli.Printer(out, "text")
+    printer = CaptionPrinter(out, "text", live=False, timestamps=True).event
     printer({"type": "partial", "stable": "a", "unstable": " b"})
     printer({"type": "final", "text": "a b", "start": 0.5, "end": 1.25, "words": []})
     printer({"type": "error", "code": "bad_audio", "message": "odd"})

@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     mic.add_argument("--sample-rate", type=int, default=16_000, help="capture rate (resampled to 16 kHz)")
     mic.add_argument("--format", default="text", choices=["text", "jsonl"])
     mic.add_argument("--seconds", type=float, default=None, help="stop after this much audio")
+
+    from .client import cli as client_cli
+    from .server import cli as serve_cli
+
+    serve_cli.add_arguments(commands.add_parser("serve", help=serve_cli.HELP))
+    client_cli.add_arguments(commands.add_parser("client", help=client_cli.HELP))
     return parser
 
 
@@ -156,7 +162,22 @@ def run_mic(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"transcribe": run_transcribe, "mic": run_mic}
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve recognition over websockets until SIGTERM / Ctrl-C."""
+    from .server import cli as serve_cli
+
+    return serve_cli.run(args)
+
+
+def run_client(args: argparse.Namespace) -> int:
+    """Stream files or the microphone to a server."""
+    from .client import cli as client_cli
+
+    return client_cli.run(args)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "transcribe": run_transcribe, "mic": run_mic, "serve": run_serve, "client": run_client}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

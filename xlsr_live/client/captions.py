@@ -34,24 +34,29 @@ def level_meter(rms: float) -> str:
 class CaptionPrinter:
     """Renders events as live captions (`text`) or one JSON object per line (`jsonl`)."""
 
-    def __init__(self, out: TextIO, fmt: str = "text", live: bool | None = None, label: str | None = None):
+    def __init__(self, out: TextIO, fmt: str = "text", live: bool | None = None, label: str | None = None,
+                 timestamps: bool = False):
         if fmt not in ("text", "jsonl"):
             raise ValueError(f"caption format {fmt!r} is not supported; use 'text' or 'jsonl'")
         self.out = out
         self.fmt = fmt
         self.live = out.isatty() if live is None else live
         self.label = label
+        self.timestamps = timestamps  # finals as "[start - end] text"
         self.meter = ""
         self._last = ("", "")  # stable and unstable text on the in-place line
 
     def event(self, event: Mapping[str, Any]) -> None:
         """Show one event (partial, final, error; others only in jsonl)."""
         if self.fmt == "jsonl":
-            self.out.write(json.dumps(dict(event), ensure_ascii=False) + "\n")
+            record = {"file": self.label, **event} if self.label is not None else dict(event)
+            self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
             self.out.flush()
             return
         kind = event.get("type")
         prefix = f"{self.label}: " if self.label else ""
+        if kind == "final" and self.timestamps:
+            prefix += f"[{event['start']:7.2f} - {event['end']:7.2f}] "
         if kind == "partial" and self.live:
             self._redraw(prefix + event.get("stable", ""), event.get("unstable", ""))
         elif kind == "final":
@@ -63,7 +68,8 @@ class CaptionPrinter:
             self._last = ("", "")
             self.out.flush()
         elif kind == "error":
-            self.out.write(f"{CLEAR_LINE if self.live else ''}{prefix}error: {event.get('message', '')}\n")
+            self.out.write(f"{CLEAR_LINE if self.live else ''}{prefix}error {event.get('code', '')}: "
+                           f"{event.get('message', '')}\n")
             self.out.flush()
 
     def level(self, rms: float) -> None:

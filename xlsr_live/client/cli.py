@@ -8,38 +8,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import logging
 import sys
 from typing import Optional, Sequence, TextIO
 
+from .captions import CaptionPrinter
 from .stream import ClientOptions, StreamResult, paced, recognize, split_blocks
 
 log = logging.getLogger(__name__)
 HELP = "stream audio files or the microphone to an xlsr-live server"
-DIM, RESET, CLEAR = "\033[2m", "\033[0m", "\r\033[K"
-
-
-class Printer:
-    """Turns server messages into terminal lines (`text`) or one JSON object per line (`jsonl`)."""
-
-    def __init__(self, out: TextIO, fmt: str = "text", label: Optional[str] = None):
-        self.out, self.fmt, self.label = out, fmt, label
-        self.live = fmt == "text" and out.isatty()
-
-    def __call__(self, message: dict) -> None:
-        if self.fmt == "jsonl":
-            if self.label is not None:
-                message = {"file": self.label, **message}
-            self.out.write(json.dumps(message) + "\n")
-        elif message.get("type") == "partial" and self.live:
-            self.out.write(f"{CLEAR}{message['stable']}{DIM}{message['unstable']}{RESET}")
-        elif message.get("type") == "final":
-            prefix = CLEAR if self.live else ""
-            self.out.write(f"{prefix}[{message['start']:7.2f} - {message['end']:7.2f}] {message['text']}\n")
-        elif message.get("type") == "error":
-            self.out.write(f"{CLEAR if self.live else ''}error {message['code']}: {message['message']}\n")
-        self.out.flush()
 
 
 def file_blocks(path: str, speed: float):
@@ -54,20 +31,17 @@ def file_blocks(path: str, speed: float):
 
 
 async def mic_blocks(sample_rate: int, device: Optional[str], stop: asyncio.Event):
-    """Microphone blocks (int16 mono) until `stop` is set; needs the `sounddevice` package."""
-    import sounddevice
+    """Microphone blocks (int16 mono) until `stop` is set; needs the `mic` extra."""
+    from .microphone import microphone
 
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
 
-    def callback(indata, frames, time_info, status):  # runs on PortAudio's thread
-        if status:
-            log.warning("microphone: %s", status)
-        loop.call_soon_threadsafe(queue.put_nowait, indata[:, 0].copy())
+    def deliver(block):  # PortAudio's thread
+        loop.call_soon_threadsafe(queue.put_nowait, block)
 
     stopper = asyncio.ensure_future(stop.wait())
-    with sounddevice.InputStream(samplerate=sample_rate, channels=1, dtype="int16", device=device,
-                                 blocksize=sample_rate // 10, callback=callback):
+    with microphone(sample_rate, device, on_block=deliver):
         while True:
             getter = asyncio.ensure_future(queue.get())
             done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -110,14 +84,14 @@ async def stream_all(args: argparse.Namespace, out: TextIO) -> list[StreamResult
 
         loop.add_signal_handler(signal.SIGINT, stop.set)
         return [await recognize(args.url, mic_blocks(args.mic_rate, args.mic_device, stop), options,
-                                Printer(out, args.format))]
+                                CaptionPrinter(out, args.format, timestamps=True).event)]
     results = []
     for path in args.files:
         label = path if len(args.files) > 1 or args.format == "jsonl" else None
         if args.format == "text" and len(args.files) > 1:
             out.write(f"== {path}\n")
         results.append(await recognize(args.url, file_blocks(path, args.speed), base,
-                                       Printer(out, args.format, label)))
+                                       CaptionPrinter(out, args.format, label=label, timestamps=True).event))
     return results
 
 
@@ -125,9 +99,11 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
     """Run the client; exit status 1 if the server reported an error or closed abnormally."""
     from websockets.exceptions import InvalidHandshake
 
+    from .microphone import MicrophoneError
+
     try:
         results = asyncio.run(stream_all(args, out or sys.stdout))
-    except (OSError, InvalidHandshake, ValueError) as exc:  # refused, unreachable, unreadable audio
+    except (OSError, InvalidHandshake, ValueError, MicrophoneError) as exc:  # refused, unreachable, unreadable audio
         log.error("%s", exc)
         return 1
     failed = [r for r in results if r.of_type("error") or r.close_code not in (1000, 1001)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -27,13 +27,20 @@ def _sounddevice():
 
 
 @contextlib.contextmanager
-def microphone(sample_rate: int = 16_000, device: str | int | None = None) -> Iterator["MicrophoneStream"]:
-    """Open the input device; yields a stream whose `blocks()` iterates captured int16 audio."""
+def microphone(sample_rate: int = 16_000, device: str | int | None = None,
+               on_block: Callable[[np.ndarray], None] | None = None) -> Iterator["MicrophoneStream"]:
+    """Open the input device; yields a stream whose `blocks()` iterates captured int16 audio.
+
+    With `on_block`, each block is handed to that callable (on PortAudio's thread) instead.
+    """
     sd = _sounddevice()
     blocks: queue.Queue = queue.Queue(maxsize=QUEUE_BLOCKS)
     stream = MicrophoneStream(blocks)
 
     def callback(indata, frames, time_info, status):  # PortAudio's thread: hand over, never block
+        if on_block is not None:
+            on_block(indata[:, 0].copy())
+            return
         try:
             blocks.put_nowait(indata[:, 0].copy())
         except queue.Full:

@@ -30,13 +30,16 @@ class StreamingRecognizer:
     """Streaming recognition of one audio stream at a time (see docs/streaming.md)."""
 
     def __init__(self, model: LoadedModel, options: StreamingOptions = StreamingOptions(),
-                 sample_rate: int = SAMPLE_RATE):
+                 sample_rate: int = SAMPLE_RATE, decoders: Optional[DecoderFactory] = None):
+        """`decoders`: a DecoderFactory to share (e.g. one KenLM beam decoder for many streams)."""
         if not isinstance(options, StreamingOptions):
             raise ValueError(f"options={options!r} is not a StreamingOptions")
+        if decoders is not None and decoders.options != options.decoder:
+            raise ValueError(f"decoders were made for {decoders.options}, not {options.decoder}")
         self.model = model
         self.options = options
         self._gate = VadGate(options.vad)
-        self._make_decoder = DecoderFactory(model.vocab, options.decoder)
+        self._make_decoder = decoders or DecoderFactory(model.vocab, options.decoder)
         self._generation = 0
         self.reset(sample_rate)
 

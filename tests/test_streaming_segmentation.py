@@ -31,7 +31,7 @@ def run_all(rec, audio, block=None):
 
 def test_forced_cut_at_quietest_point(tiny_model):
     """Utterances longer than max_utterance_ms are cut inside the quiet gap of the search stretch."""
-    options = StreamingOptions(vad=VadOptions(enabled=False, max_utterance_ms=2_000, cut_search_ms=600),
+    options = StreamingOptions(vad=VadOptions(enabled=False, max_utterance_ms=2_000, cut_search_ms=700),
                                window=WINDOW, endpoint=EndpointOptions(enabled=False))
     audio = noise_with_gaps(5.0, [(1.62, 1.70), (3.30, 3.38)])
     events = run_all(StreamingRecognizer(tiny_model, options), audio)
@@ -43,6 +43,18 @@ def test_forced_cut_at_quietest_point(tiny_model):
     assert starts == [0.0, ends[0].time, ends[1].time]
     assert len([e for e in events if isinstance(e, Final)]) == 3
     assert run_all(StreamingRecognizer(tiny_model, options), audio, block=777) == events
+
+
+def test_forced_cut_split_invariant_near_window_edge(tiny_model):
+    """A cut where a window's lookahead would reach gives the same events however audio is split."""
+    options = StreamingOptions(vad=VadOptions(enabled=False, max_utterance_ms=2_000, cut_search_ms=700),
+                               window=WINDOW, endpoint=EndpointOptions(enabled=False))
+    audio = noise_with_gaps(3.0, [(1.32, 1.36)])  # cut at 1.32 s: inside chunk 2's lookahead (1.2-1.4 s)
+    whole = run_all(StreamingRecognizer(tiny_model, options), audio)
+    ends = [e for e in whole if isinstance(e, SpeechEnd)]
+    assert ends[0].reason == "max_length" and 1.32 <= ends[0].time < 1.36
+    for block in (320, 4_000):
+        assert run_all(StreamingRecognizer(tiny_model, options), audio, block=block) == whole
 
 
 def test_max_length_bounds_every_utterance(tiny_model):

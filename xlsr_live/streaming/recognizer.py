@@ -121,8 +121,9 @@ class StreamingRecognizer:
         if isinstance(logits, torch.Tensor):
             logits = logits.detach().float().cpu().numpy()
         logits = np.asarray(logits, dtype=np.float32)
-        if logits.ndim != 2 or logits.shape[0] != job.num_frames:
-            raise ValueError(f"logits of shape {logits.shape} for a job of {job.num_frames} frames")
+        if logits.shape != (job.num_frames, len(self.model.vocab)):
+            raise ValueError(f"logits of shape {logits.shape} for a job of {job.num_frames} frames "
+                             f"x {len(self.model.vocab)} tokens")
         self._in_flight = None
         utterance = self._utterances[0]
         hypothesis = utterance.decoder.advance(logits[job.commit_start:job.commit_end],

@@ -101,3 +101,47 @@ def test_beam_hotwords_split_invariant(tiny_model, speech_audio):
     pieces = [e for start in range(0, len(audio), 2_345) for e in rec.feed(audio[start:start + 2_345])]
     assert pieces + rec.flush() == events
     assert any(isinstance(e, Final) for e in events)
+
+
+class WordHistoryLM:
+    """A stand-in for pyctcdecode's KenLM wrapper whose state is the tuple of words scored so far."""
+
+    order = 3
+
+    def get_start_state(self):
+        return ("<s>",)
+
+    def score_partial_token(self, partial_token):
+        return 0.0
+
+    def score(self, prev_state, word, is_last_word=False):
+        return 0.0, tuple(prev_state) + (word,)
+
+
+def test_beam_restarts_from_lm_state_of_committed_words(tiny_model):
+    """Each re-decode starts from the LM state after exactly the committed (stable) words."""
+    from pyctcdecode.alphabet import Alphabet
+    from pyctcdecode.decoder import BeamSearchDecoderCTC
+
+    from xlsr_live.streaming.beam import BeamAlphabet, BeamUtteranceDecoder
+
+    vocab = tiny_model.vocab
+    search = BeamSearchDecoderCTC(Alphabet.build_alphabet(BeamAlphabet(vocab).labels), WordHistoryLM())
+    decoder = BeamUtteranceDecoder(vocab, DecoderOptions(kind="beam", beam_width=8), search)
+    starts = []
+    original = search.decode_beams
+    search.decode_beams = lambda *a, **k: starts.append((k["lm_start_state"], len(decoder.words))) or original(*a, **k)
+    script = frame_script(vocab, TEXT)
+    logits = np.full((len(script) + 20, len(vocab)), 0.0, dtype=np.float32)
+    for frame, token in enumerate(script + [vocab.blank_id] * 20):
+        logits[frame, token] = 10.0
+    chunk, lookahead = WINDOW.chunk_frames, WINDOW.lookahead_frames
+    for begin in range(0, len(logits), chunk):
+        decoder.advance(logits[begin:begin + chunk], logits[begin + chunk:begin + chunk + lookahead])
+    text, words = decoder.finish(0)
+    assert text == TEXT
+    committed = [w[0] for w in decoder.words]
+    assert 0 < len(committed) < len(TEXT.split())
+    for state, count in starts:
+        assert state == ("<s>",) + tuple(committed[:count])
+    assert any(count > 0 for _, count in starts)

@@ -31,7 +31,7 @@ def run_all(rec, audio, block=None):
 
 def test_forced_cut_at_quietest_point(tiny_model):
     """Utterances longer than max_utterance_ms are cut inside the quiet gap of the search stretch."""
-    options = StreamingOptions(vad=VadOptions(enabled=False, max_utterance_ms=2_000, cut_search_ms=600),
+    options = StreamingOptions(vad=VadOptions(enabled=False, max_utterance_ms=2_000, cut_search_ms=700),
                                window=WINDOW, endpoint=EndpointOptions(enabled=False))
     audio = noise_with_gaps(5.0, [(1.62, 1.70), (3.30, 3.38)])
     events = run_all(StreamingRecognizer(tiny_model, options), audio)
@@ -43,6 +43,18 @@ def test_forced_cut_at_quietest_point(tiny_model):
     assert starts == [0.0, ends[0].time, ends[1].time]
     assert len([e for e in events if isinstance(e, Final)]) == 3
     assert run_all(StreamingRecognizer(tiny_model, options), audio, block=777) == events
+
+
+def test_forced_cut_split_invariant_near_window_edge(tiny_model):
+    """A cut where a window's lookahead would reach gives the same events however audio is split."""
+    options = StreamingOptions(vad=VadOptions(enabled=False, max_utterance_ms=2_000, cut_search_ms=700),
+                               window=WINDOW, endpoint=EndpointOptions(enabled=False))
+    audio = noise_with_gaps(3.0, [(1.32, 1.36)])  # cut at 1.32 s: inside chunk 2's lookahead (1.2-1.4 s)
+    whole = run_all(StreamingRecognizer(tiny_model, options), audio)
+    ends = [e for e in whole if isinstance(e, SpeechEnd)]
+    assert ends[0].reason == "max_length" and 1.32 <= ends[0].time < 1.36
+    for block in (320, 4_000):
+        assert run_all(StreamingRecognizer(tiny_model, options), audio, block=block) == whole
 
 
 def test_max_length_bounds_every_utterance(tiny_model):
@@ -135,3 +147,38 @@ def test_options_reject_bad_values(factory, match):
     """Options validate on construction and name the bad value."""
     with pytest.raises(ValueError, match=match):
         factory()
+
+
+def loud_regions(audio, threshold=0.01, gap=SAMPLE_RATE // 2):
+    """(start, end) seconds of stretches above threshold, merging pauses shorter than `gap` samples."""
+    loud = np.flatnonzero(np.abs(audio) > threshold)
+    breaks = np.flatnonzero(np.diff(loud) > gap)
+    starts = np.concatenate([[loud[0]], loud[breaks + 1]])
+    ends = np.concatenate([loud[breaks], [loud[-1]]])
+    return [(s / SAMPLE_RATE, (e + 1) / SAMPLE_RATE) for s, e in zip(starts, ends)]
+
+
+def test_utterances_bracket_the_speech(tiny_model, speech_audio):
+    """Each espeak sentence lies inside one utterance, which ends within hangover + one frame of it."""
+    options = StreamingOptions(window=WINDOW, endpoint=EndpointOptions(enabled=False))
+    events = run_all(StreamingRecognizer(tiny_model, options), speech_audio, block=1_600)
+    starts = [e.time for e in events if isinstance(e, SpeechStart)]
+    ends = [e.time for e in events if isinstance(e, SpeechEnd)]
+    regions = loud_regions(speech_audio)
+    assert len(regions) == len(starts) == len(ends) == 2
+    hangover = options.vad.hangover_ms / 1000
+    for (speech_start, speech_end), start, end in zip(regions, starts, ends):
+        assert start <= speech_start
+        assert speech_start - start <= (options.vad.pre_roll_ms + options.vad.onset_window_ms) / 1000 + 0.1
+        assert speech_end <= end <= speech_end + hangover + 0.2
+
+
+def test_empty_and_multichannel_feeds(tiny_model, speech_audio):
+    """Empty feeds are no-ops; (n, 2) int16 input is down-mixed like its mono float equivalent."""
+    pcm = np.round(speech_audio[:SAMPLE_RATE * 3] * 20_000).astype(np.int16)
+    rec = StreamingRecognizer(tiny_model, StreamingOptions(window=WINDOW))
+    assert rec.feed(np.zeros(0, np.int16)) == []
+    stereo = rec.feed(np.stack([pcm, pcm], axis=1)) + rec.feed(np.zeros(0, np.float32)) + rec.flush()
+    rec.reset()
+    mono = rec.feed(pcm.astype(np.float32) / 32_768.0) + rec.flush()
+    assert stereo == mono and any(isinstance(e, Final) for e in mono)

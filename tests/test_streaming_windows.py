@@ -162,3 +162,36 @@ def test_group_norm_windows(group_model, speech_audio):
         assert np.isfinite(logits).all()
     events = StreamingRecognizer(group_model, UNGATED).feed(speech_audio[:SAMPLE_RATE * 2])
     assert events and events[0].type == "speech_start"
+
+
+def test_whole_utterance_window_matches_offline(tiny_model, speech_audio):
+    """Windows as long as the utterance reproduce the offline (whole-input) greedy result."""
+    from xlsr_live.streaming.decoding import greedy_decode
+
+    audio = speech_audio[:SAMPLE_RATE * 3]
+    options = StreamingOptions(vad=VadOptions(enabled=False), endpoint=EndpointOptions(enabled=False),
+                               window=WindowOptions(chunk_ms=400, left_context_ms=10_000, lookahead_ms=10_000))
+    rec = StreamingRecognizer(tiny_model, options)
+    events = rec.feed(audio) + rec.flush()
+    final = events[-1]
+    text, words = greedy_decode(tiny_model.logits(audio), tiny_model.vocab)
+    assert final.text == text and final.text
+    assert [(w.word, w.start, w.end) for w in final.words] == [(w.word, w.start, w.end) for w in words]
+
+
+def test_shared_decoder_factory(tiny_model, speech_audio):
+    """Recognizers can share one DecoderFactory (one beam decoder); mismatched options are refused."""
+    from xlsr_live.streaming.decoders import DecoderFactory
+    from xlsr_live.streaming.options import DecoderOptions
+
+    options = StreamingOptions(window=WINDOW, decoder=DecoderOptions(kind="beam", beam_width=4))
+    shared = DecoderFactory(tiny_model.vocab, options.decoder)
+    audio = speech_audio[:SAMPLE_RATE * 2]
+    results = []
+    for _ in range(2):
+        rec = StreamingRecognizer(tiny_model, options, decoders=shared)
+        results.append(rec.feed(audio) + rec.flush())
+    alone = StreamingRecognizer(tiny_model, options)
+    assert results[0] == results[1] == alone.feed(audio) + alone.flush()
+    with pytest.raises(ValueError, match="decoders"):
+        StreamingRecognizer(tiny_model, StreamingOptions(), decoders=shared)

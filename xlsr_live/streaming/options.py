@@ -143,6 +143,8 @@ class StreamingOptions:
             _check(isinstance(getattr(self, name), kind), f"{name}={getattr(self, name)!r} is not a {kind.__name__}")
         max_frames = self.vad.max_utterance_ms // FRAME_MS
         search_frames = self.vad.cut_search_ms // FRAME_MS
-        _check(self.window.chunk_frames <= max_frames - search_frames,
-               f"window.chunk_ms={self.window.chunk_ms} is too long for vad.max_utterance_ms="
-               f"{self.vad.max_utterance_ms} minus vad.cut_search_ms={self.vad.cut_search_ms}")
+        window_frames = self.window.chunk_frames + self.window.lookahead_frames
+        _check(window_frames <= max_frames - search_frames,
+               f"window.chunk_ms={self.window.chunk_ms} + window.lookahead_ms={self.window.lookahead_ms} "
+               f"is too long for vad.max_utterance_ms={self.vad.max_utterance_ms} minus "
+               f"vad.cut_search_ms={self.vad.cut_search_ms}")

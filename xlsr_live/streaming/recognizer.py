@@ -30,13 +30,16 @@ class StreamingRecognizer:
     """Streaming recognition of one audio stream at a time (see docs/streaming.md)."""
 
     def __init__(self, model: LoadedModel, options: StreamingOptions = StreamingOptions(),
-                 sample_rate: int = SAMPLE_RATE):
+                 sample_rate: int = SAMPLE_RATE, decoders: Optional[DecoderFactory] = None):
+        """`decoders`: a DecoderFactory to share (e.g. one KenLM beam decoder for many streams)."""
         if not isinstance(options, StreamingOptions):
             raise ValueError(f"options={options!r} is not a StreamingOptions")
+        if decoders is not None and decoders.options != options.decoder:
+            raise ValueError(f"decoders were made for {decoders.options}, not {options.decoder}")
         self.model = model
         self.options = options
         self._gate = VadGate(options.vad)
-        self._make_decoder = DecoderFactory(model.vocab, options.decoder)
+        self._make_decoder = decoders or DecoderFactory(model.vocab, options.decoder)
         self._generation = 0
         self.reset(sample_rate)
 
@@ -118,8 +121,9 @@ class StreamingRecognizer:
         if isinstance(logits, torch.Tensor):
             logits = logits.detach().float().cpu().numpy()
         logits = np.asarray(logits, dtype=np.float32)
-        if logits.ndim != 2 or logits.shape[0] != job.num_frames:
-            raise ValueError(f"logits of shape {logits.shape} for a job of {job.num_frames} frames")
+        if logits.shape != (job.num_frames, len(self.model.vocab)):
+            raise ValueError(f"logits of shape {logits.shape} for a job of {job.num_frames} frames "
+                             f"x {len(self.model.vocab)} tokens")
         self._in_flight = None
         utterance = self._utterances[0]
         hypothesis = utterance.decoder.advance(logits[job.commit_start:job.commit_end],

@@ -21,7 +21,7 @@ class Utterance:
 
     Chunk k commits frames [kC, (k+1)C); its window is [kC - left, (k+1)C + lookahead) clipped
     to [0, total_frames). While the utterance is open, a chunk is ready once its window's audio
-    has arrived and it lies before the forced-cut search stretch.
+    (and one frame more) has arrived and the window lies before the forced-cut search stretch.
     """
 
     def __init__(self, index: int, start: int, model: LoadedModel, options: StreamingOptions, decoder):
@@ -76,9 +76,11 @@ class Utterance:
                 return None
             commit_end = min(commit_end, self.total_frames)
             window_end = min(window_end, self.total_frames)
-        elif (commit_end > self.commit_limit_frames
+        elif (window_end > self.commit_limit_frames
               or self.model.config.num_frames(self.audio.end) <= window_end):
-            # one frame beyond the window is required, so an open utterance's chunk is never its last
+            # One frame beyond the window is required, so an open utterance's chunk is never its
+            # last; windows stay out of the cut-search stretch until the cut is known. Both keep a
+            # chunk's window the same however the audio was split.
             return None
         return max(0, commit_start - w.left_frames), commit_start, commit_end, window_end
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import ssl
@@ -16,7 +17,8 @@ from .engine import Engine
 from .http import Router
 from .metrics import Metrics
 from .native import CLOSE_GOING_AWAY, NativeConnection
-from .options import ServerOptions
+from .options import ServerOptions, exposure_warning
+from .outbox import Outbox
 from .session import Channel, session_ids
 from .vosk import VoskConnection
 
@@ -46,6 +48,12 @@ def tls_context(options: ServerOptions) -> Optional[ssl.SSLContext]:
     return context
 
 
+def client_address(connection) -> str:
+    """The peer's IP address ('' if unknown)."""
+    peer = connection.remote_address
+    return str(peer[0]) if peer else ""
+
+
 class SpeechServer:
     """`async with SpeechServer(engine, options) as server:` serves until `shutdown()`."""
 
@@ -57,6 +65,8 @@ class SpeechServer:
         metrics.queue_depth = lambda: batcher.queue_depth
         self.ctx = ServiceContext(options, engine, batcher, metrics, asyncio.Event(), session_ids())
         self._tasks: set[asyncio.Task] = set()
+        self._per_address: collections.Counter[str] = collections.Counter()
+        self._sessions_changed = asyncio.Condition()
         self._server = None
         self._closed = asyncio.Event()
 
@@ -80,11 +90,15 @@ class SpeechServer:
         origins = None
         if self.options.allowed_origins:
             origins = list(self.options.allowed_origins) + [None]  # non-browser clients send no Origin
+        warning = exposure_warning(self.options)
+        if warning:
+            log.warning("%s", warning)
         self.ctx.batcher.start()
         self._server = await serve(
-            self._handle, self.options.host, self.options.port, process_request=Router(self.ctx, self._active),
-            origins=origins, max_size=self.options.max_message_bytes, ssl=tls_context(self.options),
-            ping_interval=20, ping_timeout=20, close_timeout=5)
+            self._handle, self.options.host, self.options.port,
+            process_request=Router(self.ctx, self._active, self._per_address.__getitem__),
+            origins=origins, max_size=self.options.max_message_bytes, max_queue=self.options.receive_queue,
+            ssl=tls_context(self.options), ping_interval=20, ping_timeout=20, close_timeout=5)
         log.info("listening on %s (protocol %s, batching %s)", self.url, self.options.protocol,
                  "on" if self.options.batching else "off")
         return self
@@ -97,28 +111,49 @@ class SpeechServer:
         """Connections being served now."""
         return len(self._tasks)
 
+    async def wait_active(self, count: int = 0) -> None:
+        """Until at most `count` connections are being served."""
+        async with self._sessions_changed:
+            await self._sessions_changed.wait_for(lambda: len(self._tasks) <= count)
+
+    def _over_limits(self, address: str) -> bool:
+        """Connections that raced past the handshake checks."""
+        per_address = self.options.max_connections_per_address
+        return len(self._tasks) >= self.options.max_connections or (
+            per_address > 0 and self._per_address[address] >= per_address)
+
     async def _handle(self, websocket) -> None:
-        if len(self._tasks) >= self.options.max_connections:  # handshakes that raced past the check
+        address = client_address(websocket)
+        if self._over_limits(address):
             self.ctx.metrics.rejected_total += 1
             await websocket.close(1013, "too many connections")
             return
         task = asyncio.current_task()
         self._tasks.add(task)
+        self._per_address[address] += 1
         metrics = self.ctx.metrics
         metrics.active_sessions += 1
         metrics.sessions_total += 1
         path = urlsplit(websocket.request.path).path
         protocol = PROTOCOL_PATHS.get(path, self.options.protocol)
         channel = Channel(websocket, self.options.idle_timeout_s, self.options.session_timeout_s, self.ctx.shutdown)
+        outbox = Outbox(websocket, self.options.max_queued_messages, self.options.send_timeout_s,
+                        on_drop=metrics.count_dropped_partials)
         try:
-            await HANDLERS[protocol](websocket, self.ctx, channel).run()
+            await HANDLERS[protocol](websocket, self.ctx, channel, outbox).run()
         except Exception:  # noqa: BLE001 - one broken session must not take the server down
             log.exception("session failed")
             await websocket.close(1011, "internal error")
         finally:
             channel.close()
+            await outbox.close()
             metrics.active_sessions -= 1
+            self._per_address[address] -= 1
+            if not self._per_address[address]:
+                del self._per_address[address]
             self._tasks.discard(task)
+            async with self._sessions_changed:
+                self._sessions_changed.notify_all()
 
     async def shutdown(self) -> None:
         """Refuse new sessions, give every open one its final result and a clean close, stop."""

@@ -106,21 +106,29 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._gather()
-            if not batch:
-                continue
-            started = time.perf_counter()
-            try:
-                results = await loop.run_in_executor(self._executor, self.run_batch, [p.job for p in batch])
-                if len(results) != len(batch):
-                    raise RuntimeError(f"run_batch returned {len(results)} results for {len(batch)} jobs")
-            except Exception as exc:  # noqa: BLE001 - every waiting session must hear about it
-                log.exception("batch of %d windows failed", len(batch))
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
-                continue
-            if self.on_batch is not None:
-                self.on_batch(BatchStats(len(batch), time.perf_counter() - started, self._queue.qsize()))
-            for pending, result in zip(batch, results):
-                if not pending.future.done():
-                    pending.future.set_result(result)
+            if batch:
+                await self._process(loop, batch)
+
+    async def _process(self, loop, batch: list[_Pending]) -> None:
+        """Run one batch and hand out its results. If it fails, its jobs run again one at a time,
+        so that only the sessions whose window fails get the exception."""
+        started = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(self._executor, self.run_batch, [p.job for p in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"run_batch returned {len(results)} results for {len(batch)} jobs")
+        except Exception as exc:  # noqa: BLE001 - every waiting session must hear about it
+            if len(batch) == 1:
+                log.error("a window failed: %r", exc)
+                if not batch[0].future.done():
+                    batch[0].future.set_exception(exc)
+                return
+            log.warning("batch of %d windows failed (%r): running them one at a time", len(batch), exc)
+            for pending in batch:
+                await self._process(loop, [pending])
+            return
+        if self.on_batch is not None:
+            self.on_batch(BatchStats(len(batch), time.perf_counter() - started, self._queue.qsize()))
+        for pending, result in zip(batch, results):
+            if not pending.future.done():
+                pending.future.set_result(result)

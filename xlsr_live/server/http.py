@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8"}
-REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 503: "Service Unavailable"}
+REASONS = {200: "OK", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests", 503: "Service Unavailable"}
 
 
 def response(status: int, body: bytes, content_type: str, extra: Optional[dict] = None) -> Response:
@@ -73,9 +73,10 @@ def static_file(name: str) -> Optional[Response]:
 class Router:
     """`process_request` for websockets.asyncio.server.serve, bound to one server's state."""
 
-    def __init__(self, ctx, active_count):
+    def __init__(self, ctx, active_count, address_count=lambda address: 0):
         self.ctx = ctx
         self.active_count = active_count
+        self.address_count = address_count  # open connections from one client address
 
     def __call__(self, connection, request) -> Optional[Response]:
         path = urlsplit(request.path).path
@@ -87,6 +88,11 @@ class Router:
         if self.active_count() >= self.ctx.options.max_connections:
             self.ctx.metrics.rejected_total += 1
             return text_response(503, "too many connections\n", {"Retry-After": "5"})
+        per_address = self.ctx.options.max_connections_per_address
+        peer = connection.remote_address
+        if per_address and self.address_count(str(peer[0]) if peer else "") >= per_address:
+            self.ctx.metrics.rejected_total += 1
+            return text_response(429, "too many connections from this address\n", {"Retry-After": "5"})
         if not token_ok(self.ctx.options.token, request_token(request)):
             self.ctx.metrics.rejected_total += 1
             return text_response(401, "missing or wrong token\n", {"WWW-Authenticate": "Bearer"})

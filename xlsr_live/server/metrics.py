@@ -57,6 +57,7 @@ class Metrics:
         self.audio_seconds = 0.0
         self.compute_seconds = 0.0
         self.batches_total = 0
+        self.dropped_partials_total = 0
         self.batch_size = Histogram("xlsr_live_batch_size", "Windows per model forward pass.", BATCH_BUCKETS)
         self.partial_latency = Histogram(
             "xlsr_live_partial_latency_seconds",
@@ -67,6 +68,10 @@ class Metrics:
         self.batches_total += 1
         self.compute_seconds += compute_seconds
         self.batch_size.observe(size)
+
+    def count_dropped_partials(self, count: int) -> None:
+        """Stale partials a slow client never got (outbox.py)."""
+        self.dropped_partials_total += count
 
     @property
     def real_time_factor(self) -> float:
@@ -90,6 +95,8 @@ class Metrics:
         scalar("xlsr_live_real_time_factor", "gauge", "Compute seconds per audio second since start.",
                self.real_time_factor)
         scalar("xlsr_live_batches_total", "counter", "Model forward passes.", self.batches_total)
+        scalar("xlsr_live_dropped_partials_total", "counter", "Stale partials dropped for slow readers.",
+               self.dropped_partials_total)
         scalar("xlsr_live_queue_depth", "gauge", "Windows waiting for a batch.", self.queue_depth())
         lines.extend(self.batch_size.render())
         lines.extend(self.partial_latency.render())

@@ -11,7 +11,8 @@ from websockets.exceptions import ConnectionClosed
 
 from ..streaming.events import Partial, event_to_dict
 from .options import StreamOptions
-from .session import AudioFormatError, Channel, Closing, RecognitionSession
+from .outbox import Outbox, SlowClientError
+from .session import AudioFormatError, Channel, Closing, InferenceError, RecognitionSession
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +72,38 @@ def parse_start(message) -> StreamOptions:
 class NativeConnection:
     """Runs one native-protocol connection; `ctx` is the server's shared ServiceContext."""
 
-    def __init__(self, websocket, ctx, channel: Channel):
-        self.websocket, self.ctx, self.channel = websocket, ctx, channel
+    def __init__(self, websocket, ctx, channel: Channel, outbox: Outbox):
+        self.websocket, self.ctx, self.channel, self.outbox = websocket, ctx, channel, outbox
         self.session: Optional[RecognitionSession] = None
 
     async def run(self) -> None:
         """Serve until end of stream, an error, a timeout or shutdown."""
         try:
-            await self._serve()
+            try:
+                await self._serve()
+            except InferenceError as exc:
+                raise ProtocolError("internal_error", f"{exc}; the stream cannot continue", CLOSE_INTERNAL) from None
         except ProtocolError as exc:
             log.info("%s: %s: %s", self._name(), exc.code, exc.message)
+            await self._error(exc)
+        except (ConnectionClosed, SlowClientError) as exc:
+            log.info("%s: client went away (%s)", self._name(), exc)
+
+    async def _error(self, exc: ProtocolError) -> None:
+        """The error event, then the close code."""
+        try:
             await self._send({"type": "error", "code": exc.code, "message": exc.message})
-            await self.websocket.close(exc.close_code, exc.code)
-        except ConnectionClosed:
-            log.info("%s: client went away", self._name())
+        except (ConnectionClosed, SlowClientError):
+            return
+        await self._close(exc.close_code, exc.code)
+
+    async def _close(self, code: int, reason: str) -> None:
+        """Send what is queued, then the close frame (nothing if the client is gone or stopped reading)."""
+        try:
+            await self.outbox.flush()
+        except (ConnectionClosed, SlowClientError):
+            return
+        await self.websocket.close(code, reason)
 
     def _name(self) -> str:
         return self.session.id if self.session else "native"
@@ -92,7 +111,7 @@ class NativeConnection:
     async def _serve(self) -> None:
         first = await self.channel.receive()
         if isinstance(first, Closing):
-            await self.websocket.close(*CLOSING_CODES[first])
+            await self._close(*CLOSING_CODES[first])
             return
         options = parse_start(first)
         try:
@@ -129,8 +148,9 @@ class NativeConnection:
         """Flush the stream, send its last events and an end_of_stream message, then close."""
         await self._send_events(await self.session.end(), None)
         await self._send({"type": "end_of_stream", "session": self.session.id,
-                          "audio_seconds": round(self.session.audio_seconds, 3), "reason": reason})
-        await self.websocket.close(code, reason)
+                          "audio_seconds": round(self.session.audio_seconds, 3), "samples": self.session.samples,
+                          "reason": reason})
+        await self._close(code, reason)
 
     async def _send_events(self, events: list, received: Optional[float]) -> None:
         for event in events:
@@ -145,4 +165,5 @@ class NativeConnection:
                 self.ctx.metrics.partial_latency.observe(time.perf_counter() - received)
 
     async def _send(self, message: dict) -> None:
-        await self.websocket.send(json.dumps(message))
+        kind = message.get("type")
+        await self.outbox.put(json.dumps(message), partial=kind == "partial", supersedes=kind == "final")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from typing import Optional
 
 PROTOCOLS = ("native", "vosk")
@@ -20,7 +21,11 @@ class ServerOptions:
     max_batch: int = 16
     max_wait_ms: float = 10.0
     max_connections: int = 64
+    max_connections_per_address: int = 16  # 0: no per-address limit (e.g. behind a proxy)
     max_message_bytes: int = 1 << 20
+    receive_queue: int = 4  # audio messages websockets may buffer per connection before TCP pushes back
+    max_queued_messages: int = 64  # undroppable outgoing messages per connection (outbox.py)
+    send_timeout_s: float = 30.0  # a client that reads nothing for this long is disconnected (4003)
     idle_timeout_s: float = 30.0
     session_timeout_s: float = 3600.0
     shutdown_grace_s: float = 10.0
@@ -35,9 +40,13 @@ class ServerOptions:
             raise ValueError(f"protocol {self.protocol!r} is not one of {PROTOCOLS}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is outside 0..65535")
-        for name in ("max_batch", "max_connections", "max_message_bytes"):
+        for name in ("max_batch", "max_connections", "max_message_bytes", "receive_queue", "max_queued_messages"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
+        if self.max_connections_per_address < 0:
+            raise ValueError(f"max_connections_per_address={self.max_connections_per_address} must not be negative")
+        if self.send_timeout_s <= 0:
+            raise ValueError(f"send_timeout_s={self.send_timeout_s} must be positive")
         for name in ("max_wait_ms", "idle_timeout_s", "session_timeout_s", "shutdown_grace_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must not be negative")
@@ -45,6 +54,24 @@ class ServerOptions:
             raise ValueError(f"TLS needs both a certificate and a key (cert={self.tls_cert!r}, key={self.tls_key!r})")
         if self.token is not None and not self.token:
             raise ValueError("token '' is empty; leave it unset to disable authentication")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only accepts connections from this machine ('localhost', 127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name or '' (all interfaces): assume reachable from outside
+
+
+def exposure_warning(options: ServerOptions) -> Optional[str]:
+    """A warning when the server is reachable from other machines without a token, else None."""
+    if options.token is None and not is_loopback(options.host):
+        return (f"serving on {options.host or 'all interfaces'!s} without a token: anyone who can reach "
+                f"port {options.port} can use this server (set --token or $XLSR_LIVE_TOKEN)")
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,10 @@ class AudioFormatError(ValueError):
     """An audio message that does not match the stream's declared encoding."""
 
 
+class InferenceError(RuntimeError):
+    """The model failed on one of this stream's windows: the stream cannot go on."""
+
+
 def decode_pcm(data: bytes, options: StreamOptions) -> np.ndarray:
     """Little-endian PCM bytes -> int16 or float32 samples; AudioFormatError names the problem."""
     size = options.bytes_per_sample
@@ -48,11 +52,13 @@ class RecognitionSession:
         self.batcher = batcher
         self.metrics = metrics
         self.audio_seconds = 0.0
+        self.samples = 0  # input samples received (at the client's sample rate)
 
     async def feed(self, data: bytes) -> list:
         """Recognise one audio message; returns the events it produced, in order."""
         audio = decode_pcm(data, self.options)
         seconds = audio.size / self.options.sample_rate
+        self.samples += audio.size
         self.audio_seconds += seconds
         self.metrics.audio_seconds += seconds
         events = list(self.recognizer.push(audio))
@@ -69,10 +75,14 @@ class RecognitionSession:
 
     async def _run_jobs(self) -> list:
         events: list = []
-        # next_job() runs the conv feature encoder: on the worker thread, not on the event loop
-        while (job := await self.batcher.call(self.recognizer.next_job)) is not None:
-            logits = await self.batcher.submit(job)
-            events.extend(self.recognizer.complete(job, logits))
+        try:
+            # next_job() runs the conv feature encoder: on the worker thread, not on the event loop
+            while (job := await self.batcher.call(self.recognizer.next_job)) is not None:
+                logits = await self.batcher.submit(job)
+                events.extend(self.recognizer.complete(job, logits))
+        except Exception as exc:  # noqa: BLE001 - any model failure ends this stream, not the server
+            log.error("%s: recognition failed: %r", self.id, exc)
+            raise InferenceError(f"recognition failed: {type(exc).__name__}") from exc
         return events
 
 

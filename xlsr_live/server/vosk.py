@@ -14,9 +14,10 @@ from typing import Optional
 from websockets.exceptions import ConnectionClosed
 
 from ..streaming.events import Final, Partial
-from .native import CLOSE_INVALID, CLOSE_NORMAL, CLOSE_POLICY, CLOSING_CODES
+from .native import CLOSE_INTERNAL, CLOSE_INVALID, CLOSE_NORMAL, CLOSE_POLICY, CLOSING_CODES
 from .options import StreamOptions
-from .session import AudioFormatError, Channel, Closing, RecognitionSession
+from .outbox import Outbox, SlowClientError
+from .session import AudioFormatError, Channel, Closing, InferenceError, RecognitionSession
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,8 @@ def merge_finals(finals: list[Final]) -> tuple[str, list]:
 class VoskConnection:
     """Runs one vosk-protocol connection."""
 
-    def __init__(self, websocket, ctx, channel: Channel):
-        self.websocket, self.ctx, self.channel = websocket, ctx, channel
+    def __init__(self, websocket, ctx, channel: Channel, outbox: Outbox):
+        self.websocket, self.ctx, self.channel, self.outbox = websocket, ctx, channel, outbox
         self.sample_rate = ctx.options.vosk_sample_rate
         self.words, self.max_alternatives = True, 0
         self.phrases: tuple[str, ...] = ()
@@ -59,12 +60,23 @@ class VoskConnection:
     async def run(self) -> None:
         """Serve until eof, a refusal, a timeout or shutdown."""
         try:
-            await self._serve()
+            try:
+                await self._serve()
+            except InferenceError as exc:
+                raise VoskRefusal(str(exc), CLOSE_INTERNAL) from None
         except VoskRefusal as exc:
             log.info("vosk: refused: %s", exc)
-            await self.websocket.close(exc.close_code, str(exc)[:120])
-        except ConnectionClosed:
-            log.info("vosk: client went away")
+            await self._close(exc.close_code, str(exc)[:120])
+        except (ConnectionClosed, SlowClientError) as exc:
+            log.info("vosk: client went away (%s)", exc)
+
+    async def _close(self, code: int, reason: str) -> None:
+        """Send what is queued, then the close frame (nothing if the client is gone or stopped reading)."""
+        try:
+            await self.outbox.flush()
+        except (ConnectionClosed, SlowClientError):
+            return
+        await self.websocket.close(code, reason)
 
     async def _serve(self) -> None:
         while True:
@@ -72,7 +84,7 @@ class VoskConnection:
             if isinstance(message, Closing):
                 if self.session is not None:
                     await self._reply_final()
-                await self.websocket.close(*CLOSING_CODES[message])
+                await self._close(*CLOSING_CODES[message])
                 return
             control = parse_control(message) if isinstance(message, str) else None
             if control is not None and "config" in control:
@@ -80,7 +92,7 @@ class VoskConnection:
                 continue
             if control is not None and "eof" in control:
                 await self._reply_final()
-                await self.websocket.close(CLOSE_NORMAL, "eof")
+                await self._close(CLOSE_NORMAL, "eof")
                 return
             if control is not None and "reset" in control:
                 await self._reply_final()
@@ -161,4 +173,4 @@ class VoskConnection:
         return {"text": text}
 
     async def _send(self, message: dict) -> None:
-        await self.websocket.send(json.dumps(message))
+        await self.outbox.put(json.dumps(message))  # vosk replies are never dropped: one per message

@@ -1,0 +1,126 @@
+"""One stream of simulated audio fed to the engine as fast as possible; resident memory per minute.
+
+    python benchmarks/soak_memory.py [--model demo] [--minutes 60] [--warmup-minutes 5]
+
+The audio is espeak-ng sentences separated by 0.3-2 s of silence (or, without espeak-ng, noise
+bursts with gaps), looped for `--minutes` of stream time and fed in 100 ms blocks to one
+`StreamingRecognizer`. RSS (from /proc/self/statm) is sampled after every simulated minute.
+Growth = last sample minus the sample at the end of warm-up. `--model tiny` uses a random tiny
+checkpoint (a smoke run; the figure that counts is with the trained model). Writes
+benchmarks/results/soak_memory.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RATE = 16_000
+BLOCK = RATE // 10
+SENTENCES = ["hello world", "the quick brown fox jumps over the lazy dog", "speech recognition in real time",
+             "captions for everyone", "one two three four five six", "a long running service must not leak"]
+
+
+def rss_mb() -> float:
+    """Resident set size of this process in MiB."""
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def load(name: str):
+    """The model to soak: a checkpoint name/path, or 'tiny' for a random tiny checkpoint."""
+    from xlsr_live.model import load_model
+
+    if name != "tiny":
+        return load_model(name)
+    from xlsr_live.model.testing import write_random_checkpoint
+
+    return load_model(write_random_checkpoint(Path(tempfile.mkdtemp(prefix="soak-tiny-"))))
+
+
+def loop_audio(seed: int = 0) -> np.ndarray:
+    """About a minute of speech (or noise bursts) and pauses, 16 kHz float32, to loop."""
+    from xlsr_live.streaming.audio import resample
+
+    rng = np.random.default_rng(seed)
+    pieces = []
+    while sum(p.size for p in pieces) < 60 * RATE:
+        text = SENTENCES[len(pieces) % len(SENTENCES)]
+        if shutil.which("espeak-ng"):
+            wav = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
+            speech = resample(np.frombuffer(wav[44:], "<i2").astype(np.float32) / 32768, 22_050)
+        else:
+            speech = (0.2 * rng.standard_normal(int(rng.uniform(1, 4) * RATE))).astype(np.float32)
+        pieces += [speech, np.zeros(int(rng.uniform(0.3, 2.0) * RATE), np.float32)]
+    return np.concatenate(pieces)
+
+
+def soak(model, minutes: int, clip: np.ndarray) -> dict:
+    """Feed `minutes` of looped audio; RSS after every minute, event counts, wall time."""
+    from xlsr_live.streaming.recognizer import StreamingRecognizer
+
+    recognizer = StreamingRecognizer(model)
+    finals, partials, position, curve = 0, 0, 0, []
+    started = time.perf_counter()
+    minute = 60 * RATE
+    for index in range(minutes * minute // BLOCK):
+        block = np.take(clip, np.arange(position, position + BLOCK), mode="wrap")
+        position = (position + BLOCK) % clip.size
+        for event in recognizer.feed(block):
+            finals += event.type == "final"
+            partials += event.type == "partial"
+        if (index + 1) * BLOCK % minute == 0:
+            gc.collect()
+            curve.append({"minute": (index + 1) * BLOCK // minute, "rss_mb": round(rss_mb(), 2),
+                          "wall_s": round(time.perf_counter() - started, 1), "finals": finals})
+            print(f"minute {curve[-1]['minute']:4d}  rss {curve[-1]['rss_mb']:8.1f} MiB  "
+                  f"finals {finals:6d}  wall {curve[-1]['wall_s']:7.1f} s", flush=True)
+    finals += sum(e.type == "final" for e in recognizer.flush())
+    return {"curve": curve, "finals": finals, "partials": partials,
+            "wall_s": round(time.perf_counter() - started, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="demo", help="checkpoint, hub id, 'demo' or 'tiny' (random)")
+    parser.add_argument("--minutes", type=int, default=60, help="simulated minutes of audio")
+    parser.add_argument("--warmup-minutes", type=int, default=5, help="minutes before the baseline sample")
+    parser.add_argument("--limit-mb", type=float, default=10.0, help="allowed growth after warm-up")
+    parser.add_argument("--out", default=str(RESULTS / "soak_memory.json"))
+    args = parser.parse_args()
+    if not 0 < args.warmup_minutes < args.minutes:
+        raise ValueError(f"--warmup-minutes {args.warmup_minutes} must be in 1..{args.minutes - 1}")
+    model = load(args.model)
+    result = soak(model, args.minutes, loop_audio())
+    curve = result["curve"]
+    baseline = curve[args.warmup_minutes - 1]["rss_mb"]
+    tail = curve[args.warmup_minutes - 1:]
+    growth = round(curve[-1]["rss_mb"] - baseline, 2)
+    peak_growth = round(max(c["rss_mb"] for c in tail) - baseline, 2)
+    summary = {"model": args.model, "minutes": args.minutes, "warmup_minutes": args.warmup_minutes,
+               "baseline_rss_mb": baseline, "final_rss_mb": curve[-1]["rss_mb"], "growth_mb": growth,
+               "peak_growth_mb": peak_growth, "limit_mb": args.limit_mb, "pass": peak_growth <= args.limit_mb,
+               "finals": result["finals"], "partials": result["partials"], "wall_s": result["wall_s"],
+               "real_time_factor": round(result["wall_s"] / (60 * args.minutes), 4)}
+    print("\n| minutes | warm-up | baseline MiB | final MiB | growth MiB | peak growth MiB | finals | wall s |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| {args.minutes} | {args.warmup_minutes} | {baseline} | {curve[-1]['rss_mb']} | {growth} | "
+          f"{peak_growth} | {result['finals']} | {result['wall_s']} |")
+    print("PASS" if summary["pass"] else f"FAIL: growth above {args.limit_mb} MiB")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(dict(summary, curve=curve), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

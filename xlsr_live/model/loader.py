@@ -107,8 +107,12 @@ def load_model(
     name_or_path: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
     dtype: str | torch.dtype = "float32",
+    fuse_qkv: bool = False,
 ) -> LoadedModel:
-    """Load a local checkpoint directory or hub id (default: the packaged demo model)."""
+    """Load a local checkpoint directory or hub id (default: the packaged demo model).
+
+    fuse_qkv: one (H -> 3H) attention input projection per layer instead of three (exact).
+    """
     started = time.perf_counter()
     directory = resolve_checkpoint(name_or_path)
     config_path = directory / "config.json"
@@ -126,6 +130,8 @@ def load_model(
     load_state(model, read_state_dict(directory), str(directory))
     torch_device = torch.device(device)
     model = model.eval().to(torch_device, parse_dtype(dtype))
+    if fuse_qkv:
+        model.fuse_qkv()
     quantization = "int8" if str(dtype).lower() in INT8 else None
     if quantization:
         if torch_device.type != "cpu":

@@ -14,6 +14,8 @@ from torch import nn
 
 from .config import Wav2Vec2Config
 
+KeyValue = tuple[torch.Tensor, torch.Tensor]  # keys, values (B, heads, T, H / heads)
+
 
 class ConvLayer(nn.Module):
     """One layer of the feature encoder: Conv1d, optional norm, GELU."""
@@ -91,7 +93,11 @@ class PositionalConvEmbedding(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention through scaled_dot_product_attention."""
+    """Multi-head self-attention through scaled_dot_product_attention.
+
+    `fuse_qkv()` (done at load) replaces q/k/v_proj by one (H -> 3H) linear layer: same
+    arithmetic, one matmul instead of three.
+    """
 
     def __init__(self, config: Wav2Vec2Config):
         super().__init__()
@@ -101,15 +107,54 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(width, width)
         self.v_proj = nn.Linear(width, width)
         self.out_proj = nn.Linear(width, width)
+        self.qkv_proj: nn.Linear | None = None
+
+    @torch.no_grad()
+    def fuse_qkv(self) -> None:
+        """Concatenate the q, k and v projections into one linear layer (exact; inference only)."""
+        if self.qkv_proj is not None:
+            return
+        parts = (self.q_proj, self.k_proj, self.v_proj)
+        weight = torch.cat([p.weight for p in parts], dim=0)  # (3H, H)
+        fused = nn.Linear(weight.shape[1], weight.shape[0], device=weight.device, dtype=weight.dtype)
+        fused.weight.copy_(weight)
+        fused.bias.copy_(torch.cat([p.bias for p in parts]))
+        self.qkv_proj = fused
+        del self.q_proj, self.k_proj, self.v_proj
+
+    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T, H) -> q, k, v each (B, heads, T, H / heads)."""
+        batch, frames, width = x.shape
+        shape = (batch, frames, self.num_heads, width // self.num_heads)
+        if self.qkv_proj is not None:
+            q, k, v = self.qkv_proj(x).split(width, dim=-1)
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        return q.view(shape).transpose(1, 2), k.view(shape).transpose(1, 2), v.view(shape).transpose(1, 2)
+
+    def _merge(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, heads, T, H / heads) -> out_proj over (B, T, H)."""
+        batch, _, frames, _ = y.shape
+        return self.out_proj(y.transpose(1, 2).reshape(batch, frames, -1))
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
-        batch, frames, width = x.shape
-        heads = (batch, frames, self.num_heads, width // self.num_heads)
-        q = self.q_proj(x).view(heads).transpose(1, 2)  # (B, heads, T, H / heads)
-        k = self.k_proj(x).view(heads).transpose(1, 2)
-        v = self.v_proj(x).view(heads).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
-        return self.out_proj(y.transpose(1, 2).reshape(batch, frames, width))
+        q, k, v = self._heads(x)
+        return self._merge(F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask))
+
+    def forward_cached(self, x: torch.Tensor, key_mask: torch.Tensor | None,
+                       past: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, KeyValue]:
+        """New frames x (B, N, H) attend to past keys/values (B, heads, M, d) and to themselves.
+
+        key_mask (B, 1, 1, M + N), True = attend. Returns the output (B, N, H) and the new
+        frames' own keys/values (B, heads, N, d) for later windows.
+        """
+        q, k, v = self._heads(x)
+        if past is not None:
+            keys, values = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        else:
+            keys, values = k, v
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=key_mask)
+        return self._merge(y), (k, v)
 
 
 class FeedForward(nn.Module):
@@ -142,6 +187,17 @@ class EncoderLayer(nn.Module):
         x = self.layer_norm(x + self.attention(x, key_mask))
         return self.final_layer_norm(x + self.feed_forward(x))
 
+    def forward_cached(self, x: torch.Tensor, key_mask: torch.Tensor | None,
+                       past: KeyValue | None) -> tuple[torch.Tensor, KeyValue]:
+        """forward() for new frames only, attending to cached past keys/values too."""
+        if self.pre_norm:
+            attended, new = self.attention.forward_cached(self.layer_norm(x), key_mask, past)
+            x = x + attended
+            return x + self.feed_forward(self.final_layer_norm(x)), new
+        attended, new = self.attention.forward_cached(x, key_mask, past)
+        x = self.layer_norm(x + attended)
+        return self.final_layer_norm(x + self.feed_forward(x)), new
+
 
 class Encoder(nn.Module):
     """Positional conv embedding + transformer layers (+ final LayerNorm placement by variant)."""
@@ -166,6 +222,28 @@ class Encoder(nn.Module):
         if self.pre_norm:
             hidden = self.layer_norm(hidden)
         return hidden
+
+    def forward_cached(self, hidden: torch.Tensor, left: torch.Tensor, memory: list[KeyValue] | None,
+                       key_mask: torch.Tensor | None) -> tuple[torch.Tensor, list[KeyValue]]:
+        """Transformer over new frames only (cached left context; see encode_cached).
+
+        hidden (B, N, H) new frames, zero where padded; left (B, P, H) the frames before them
+        (positional conv input only), zero where absent; memory: per layer past keys/values
+        (B, heads, M, d); key_mask (B, 1, 1, M + N) or None. Returns (B, N, H) and per layer the
+        new frames' keys/values (B, heads, N, d).
+        """
+        frames = left.shape[1]
+        positions = self.pos_conv_embed(torch.cat([left, hidden], dim=1))[:, frames:]  # (B, N, H)
+        hidden = hidden + positions
+        if not self.pre_norm:
+            hidden = self.layer_norm(hidden)
+        new_memory = []
+        for index, layer in enumerate(self.layers):
+            hidden, new = layer.forward_cached(hidden, key_mask, None if memory is None else memory[index])
+            new_memory.append(new)
+        if self.pre_norm:
+            hidden = self.layer_norm(hidden)
+        return hidden, new_memory
 
 
 class Wav2Vec2Model(nn.Module):
@@ -198,6 +276,42 @@ class Wav2Vec2ForCTC(nn.Module):
         hidden = self.wav2vec2.feature_projection(features)
         hidden = self.wav2vec2.encoder(hidden, frame_mask)
         return self.lm_head(hidden)
+
+    def encode_cached(self, features: torch.Tensor, left_features: torch.Tensor,
+                      memory: list[KeyValue] | None, frame_mask: torch.Tensor | None = None,
+                      left_mask: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None,
+                      ) -> tuple[torch.Tensor, list[KeyValue]]:
+        """Approximate streaming encoder: new frames attend to cached keys/values of earlier frames.
+
+        features (B, N, C): conv features of the new frames; left_features (B, P, C): conv features
+        of up to num_conv_pos_embeddings // 2 frames before them, for the positional conv only;
+        memory: per layer (keys, values) (B, heads, M, d) of earlier frames, or None (M = 0).
+        Masks (True = real frame): frame_mask (B, N), left_mask (B, P), memory_mask (B, M); None
+        means all real. Returns logits (B, N, V) and per layer the new frames' keys/values.
+        """
+        projection = self.wav2vec2.feature_projection
+        hidden = projection(features)  # (B, N, H)
+        left = projection(left_features)  # (B, P, H)
+        if frame_mask is not None:
+            hidden = hidden.masked_fill(~frame_mask[:, :, None], 0.0)
+        if left_mask is not None:
+            left = left.masked_fill(~left_mask[:, :, None], 0.0)
+        key_mask = None
+        if frame_mask is not None or memory_mask is not None:
+            batch, frames = hidden.shape[:2]
+            past = 0 if memory is None else memory[0][0].shape[2]
+            if frame_mask is None:
+                frame_mask = torch.ones((batch, frames), dtype=torch.bool, device=hidden.device)
+            if memory_mask is None:
+                memory_mask = torch.ones((batch, past), dtype=torch.bool, device=hidden.device)
+            key_mask = torch.cat([memory_mask, frame_mask], dim=1)[:, None, None, :]  # (B, 1, 1, M + N)
+        hidden, new_memory = self.wav2vec2.encoder.forward_cached(hidden, left, memory, key_mask)
+        return self.lm_head(hidden), new_memory
+
+    def fuse_qkv(self) -> None:
+        """Fuse every attention layer's q/k/v projections into one linear layer (exact)."""
+        for layer in self.wav2vec2.encoder.layers:
+            layer.attention.fuse_qkv()
 
     def frame_mask(self, sample_mask: torch.Tensor) -> torch.Tensor:
         """Sample-level mask (B, S) of real audio -> frame-level mask (B, T)."""

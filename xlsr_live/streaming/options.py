@@ -14,6 +14,7 @@ from ..constants import SAMPLE_RATE, SAMPLES_PER_FRAME
 FRAME_MS = 1000 * SAMPLES_PER_FRAME // SAMPLE_RATE  # 20 ms per CTC frame
 SAMPLES_PER_MS = SAMPLE_RATE // 1000  # 16
 VAD_FRAME_MS = (10, 20, 30)  # frame sizes webrtcvad accepts
+CONTEXT_MODES = ("recompute", "kv_cache")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -61,13 +62,21 @@ class VadOptions:
 
 @dataclasses.dataclass(frozen=True)
 class WindowOptions:
-    """Model windows: left context + chunk + lookahead; only the chunk's frames are committed."""
+    """Model windows: left context + chunk + lookahead; only the chunk's frames are committed.
+
+    context="recompute" (exact): every window runs the transformer over its left context again.
+    context="kv_cache" (approximate, layer-norm models only): each layer keeps the keys/values of
+    the last left_context_ms of committed frames from earlier windows, and a window runs the
+    transformer over its chunk + lookahead only (see docs/performance.md).
+    """
 
     chunk_ms: int = 1000
     left_context_ms: int = 3000
     lookahead_ms: int = 400
+    context: str = "recompute"
 
     def __post_init__(self) -> None:
+        _check(self.context in CONTEXT_MODES, f"context={self.context!r} is not one of {CONTEXT_MODES}")
         _check_frame_multiple("chunk_ms", self.chunk_ms, FRAME_MS)
         _check_frame_multiple("left_context_ms", self.left_context_ms)
         _check_frame_multiple("lookahead_ms", self.lookahead_ms)

@@ -36,6 +36,9 @@ class StreamingRecognizer:
             raise ValueError(f"options={options!r} is not a StreamingOptions")
         if decoders is not None and decoders.options != options.decoder:
             raise ValueError(f"decoders were made for {decoders.options}, not {options.decoder}")
+        if options.window.context == "kv_cache" and model.config.feat_extract_norm != "layer":
+            raise ValueError("window context='kv_cache' needs a layer-norm (XLSR-kind) model; "
+                             f"{model.source} uses feat_extract_norm={model.config.feat_extract_norm!r}")
         self.model = model
         self.options = options
         self._gate = VadGate(options.vad)
@@ -80,6 +83,10 @@ class StreamingRecognizer:
         while (job := self.next_job()) is not None:
             events.extend(self.complete(job, run_jobs(self.model, [job])[0]))
         return events
+
+    def state_bytes(self) -> int:
+        """Bytes of per-stream state beyond the model (audio, conv features, cached keys/values)."""
+        return sum(utterance.state_bytes() for utterance in self._utterances)
 
     # ---- split API ------------------------------------------------------------------------
 
@@ -128,7 +135,7 @@ class StreamingRecognizer:
         utterance = self._utterances[0]
         hypothesis = utterance.decoder.advance(logits[job.commit_start:job.commit_end],
                                                logits[job.commit_end:])
-        utterance.committed()
+        utterance.committed(job)
         events: list[Event] = []
         if self.options.emit_partials:
             end = utterance.start + utterance.committed_frames() * utterance.hop

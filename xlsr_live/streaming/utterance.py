@@ -11,6 +11,7 @@ import torch
 from ..model.loader import NORM_EPS, LoadedModel
 from .buffer import SampleBuffer
 from .options import SAMPLES_PER_MS, StreamingOptions
+from .kvcache import KeyValueCache
 from .windows import FeatureCache, WindowJob
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,11 @@ class Utterance:
         self.next_chunk = 0
         self._stats: Optional[tuple[float, float]] = None  # frozen normalisation (mean, std)
         self._cache = FeatureCache(model) if model.config.feat_extract_norm == "layer" else None
+        window = options.window
+        self._kv = KeyValueCache(window.left_frames) if window.context == "kv_cache" else None
+        # conv-feature frames kept before a chunk: its left context, or (kv_cache) the positional conv's
+        self.feature_left_frames = window.left_frames if self._kv is None else min(
+            window.left_frames, model.config.num_conv_pos_embeddings // 2)
         max_samples = options.vad.max_utterance_ms * SAMPLES_PER_MS
         self.max_samples = max_samples
         self.search_samples = options.vad.cut_search_ms * SAMPLES_PER_MS
@@ -97,6 +103,8 @@ class Utterance:
             begin = self._cache.end * self.hop
             if self._cache.end < last:
                 self._cache.extend(self._normalise(self.audio.get(begin, sample_end)), begin)
+            if self._kv is not None:
+                return self._cached_job(stream, commit_start, commit_end, last)
             features = self._cache.get(first, last)
             job = WindowJob(stream, self.index, self.next_chunk, last - first, commit_start - first,
                             commit_end - first, features=features)
@@ -107,6 +115,22 @@ class Utterance:
                             commit_end - first,
                             audio=audio.to(self.model.device, self.model.dtype))
         return job
+
+    def _cached_job(self, stream: int, commit_start: int, commit_end: int, last: int) -> WindowJob:
+        """kv_cache window: new frames [commit_start, last), positional-conv left frames, cached K/V."""
+        first = max(0, commit_start - self.feature_left_frames)
+        return WindowJob(stream, self.index, self.next_chunk, last - commit_start, 0, commit_end - commit_start,
+                         features=self._cache.get(commit_start, last),
+                         left_features=self._cache.get(first, commit_start), memory=self._kv.memory())
+
+    def state_bytes(self) -> int:
+        """Bytes of per-stream state this utterance holds (audio, conv features, cached keys/values)."""
+        total = self.audio._data.nbytes
+        if self._cache is not None:
+            total += self._cache.nbytes
+        if self._kv is not None:
+            total += self._kv.nbytes
+        return total
 
     def _freeze_stats(self) -> None:
         """Normalisation statistics from the first window's audio (or the whole, shorter, utterance)."""
@@ -126,11 +150,19 @@ class Utterance:
         mean, std = self._stats
         return ((audio - mean) / std).astype(np.float32, copy=False)
 
-    def committed(self) -> None:
-        """The next chunk was decoded: move on and forget audio/features no longer needed."""
+    def committed(self, job: Optional[WindowJob] = None) -> None:
+        """The next chunk (`job`) was decoded: move on and forget audio/features no longer needed."""
         self.next_chunk += 1
         w = self.options.window
-        keep_frame = max(0, self.next_chunk * w.chunk_frames - w.left_frames)
+        if self._kv is not None:
+            if job is None or job.new_memory is None:
+                log.warning("utterance %d chunk %d: no keys/values came back (logits not from run_jobs?); "
+                            "the next window starts without cached left context", self.index, self.next_chunk - 1)
+                self._kv.clear()
+            else:
+                self._kv.append(job.new_memory)
+                job.new_memory = None
+        keep_frame = max(0, self.next_chunk * w.chunk_frames - self.feature_left_frames)
         keep_sample = keep_frame * self.hop
         if self._cache is not None:
             self._cache.discard_before(keep_frame)

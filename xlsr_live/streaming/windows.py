@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..model.loader import LoadedModel
+from .kvcache import run_cached
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,10 @@ class WindowJob:
     """One window (left context + chunk + lookahead) of one stream, ready for the transformer.
 
     Exactly one of `features` (layer-norm models: cached conv features, (T, C) on the model
-    device) or `audio` (group-norm models: normalised samples (S,)) is set.
+    device) or `audio` (group-norm models: normalised samples (S,)) is set. kv_cache windows
+    (context="kv_cache") hold only their new frames (chunk + lookahead) in `features`, plus
+    `left_features` (P, C) for the positional conv and `memory` (cached keys/values per layer,
+    (heads, M, d), or None); run_jobs sets `new_memory` (the committed frames' keys/values).
     """
 
     stream: int  # token of the recognizer and stream generation that made it (logging only)
@@ -30,6 +34,14 @@ class WindowJob:
     commit_end: int
     features: Optional[torch.Tensor] = None
     audio: Optional[torch.Tensor] = None
+    left_features: Optional[torch.Tensor] = None  # kv_cache windows only
+    memory: Optional[list] = None  # kv_cache windows: per layer (keys, values) (heads, M, d)
+    new_memory: Optional[list] = None  # set by run_jobs for kv_cache windows
+
+    @property
+    def cached(self) -> bool:
+        """A kv_cache window (new frames only, attending to cached keys/values)."""
+        return self.left_features is not None
 
     @property
     def key(self) -> tuple[int, int, int]:
@@ -81,6 +93,11 @@ class FeatureCache:
             return torch.zeros((0, self.model.config.conv_dim[-1]), device=self.model.device)
         return self._chunks[0][start - self.first:end - self.first]
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the cached features."""
+        return sum(chunk.numel() * chunk.element_size() for chunk in self._chunks)
+
     def discard_before(self, frame: int) -> None:
         """Forget frames older than `frame` (no longer needed as left context)."""
         frame = min(max(frame, self.first), self.end)
@@ -100,7 +117,14 @@ def run_jobs(model: LoadedModel, jobs: Sequence[WindowJob]) -> list[np.ndarray]:
     """
     if not jobs:
         return []
-    if all(job.features is not None for job in jobs):
+    cached = [job for job in jobs if job.cached]
+    if cached and len(cached) < len(jobs):  # streams with different context modes: two passes
+        done = dict(zip(map(id, cached), run_jobs(model, cached)))
+        rest = dict(zip(map(id, (others := [j for j in jobs if not j.cached])), run_jobs(model, others)))
+        return [done[id(job)] if job.cached else rest[id(job)] for job in jobs]
+    if cached:
+        logits = run_cached(model, jobs)
+    elif all(job.features is not None for job in jobs):
         logits = _run_features(model, jobs)
     elif all(job.audio is not None for job in jobs):
         logits = _run_audio(model, jobs)

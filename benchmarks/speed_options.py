@@ -1,0 +1,255 @@
+"""Speed options and their price: per-stream streaming RTF and the CER/WER each option costs.
+
+Streams the held-out long recording (benchmarks/heldout.py) through StreamingRecognizer.feed in
+100 ms blocks once per option and repeat, options interleaved (so that load from other processes
+hits them alike); RTF = median compute time / audio duration. Quality: CER/WER of the finals
+against the reference text and against the first option's output (fp32, full-context recompute).
+
+    python benchmarks/speed_options.py --model demo --minutes 3
+    python benchmarks/speed_options.py --model /tmp/xlsr53 --minutes 1 --speed-only \\
+        --options fp32 int8 int8+kv --pipeline          # + transformers' offline pipeline, same file
+    python benchmarks/speed_options.py --model /tmp/xlsr53 --micro   # transformer-only variants
+
+Option names: dtype (fp32 | bf16 | int8), then "+kv" (context="kv_cache"), "+left<ms>"
+(left context), "+fused" (fused QKV projection), "+t<n>" (torch threads), joined with "+".
+--pause-training stops `train.py --run` processes (SIGSTOP) during each timed run only and
+always resumes them (SIGCONT). Writes benchmarks/results/speed_options_<model>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+import heldout
+from offline_rtf import cpu_flags
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BLOCK = 1_600  # 100 ms at 16 kHz
+DEFAULT_OPTIONS = ["fp32", "fp32+fused", "bf16", "int8", "fp32+left2000", "fp32+left1000", "fp32+kv",
+                   "int8+kv", "int8+left1000", "int8+kv+left1000", "int8+kv+fused"]
+TRAINING = "train.py --run"
+
+
+@contextlib.contextmanager
+def training_paused(enabled: bool):
+    """SIGSTOP the background training job for the duration of the block; always SIGCONT it."""
+    if not enabled:
+        yield
+        return
+    subprocess.run(["pkill", "-STOP", "-f", TRAINING], check=False)
+    try:
+        yield
+    finally:
+        subprocess.run(["pkill", "-CONT", "-f", TRAINING], check=False)
+
+
+def parse_option(name: str) -> dict:
+    """'int8+kv+left1000+fused+t1' -> {dtype, context, left_context_ms, fuse_qkv, threads}."""
+    parts = name.split("+")
+    if parts[0] not in ("fp32", "bf16", "int8"):
+        raise ValueError(f"option {name!r}: first part must be fp32, bf16 or int8")
+    spec = {"dtype": parts[0], "context": "recompute", "left_context_ms": 3000, "fuse_qkv": False, "threads": None}
+    for part in parts[1:]:
+        if part == "kv":
+            spec["context"] = "kv_cache"
+        elif part == "fused":
+            spec["fuse_qkv"] = True
+        elif part.startswith("left") and part[4:].isdigit():
+            spec["left_context_ms"] = int(part[4:])
+        elif part.startswith("t") and part[1:].isdigit():
+            spec["threads"] = int(part[1:])
+        else:
+            raise ValueError(f"option {name!r}: unknown part {part!r}")
+    return spec
+
+
+class Models:
+    """Loaded models by (dtype, fused), loaded on first use."""
+
+    def __init__(self, path: str):
+        self.path, self._loaded = path, {}
+
+    def get(self, spec: dict):
+        from xlsr_live.model import load_model
+
+        key = (spec["dtype"], spec["fuse_qkv"])
+        if key not in self._loaded:
+            self._loaded[key] = load_model(self.path, dtype=spec["dtype"], fuse_qkv=spec["fuse_qkv"])
+        return self._loaded[key]
+
+
+def stream(model, audio: np.ndarray, spec: dict, pause: bool) -> tuple[str, float, int]:
+    """Feed the file in 100 ms blocks: (finals text, compute seconds, peak per-stream state bytes)."""
+    import torch
+
+    from xlsr_live.streaming.options import StreamingOptions, WindowOptions
+    from xlsr_live.streaming.recognizer import StreamingRecognizer
+
+    window = WindowOptions(left_context_ms=spec["left_context_ms"], context=spec["context"])
+    recognizer = StreamingRecognizer(model, StreamingOptions(window=window))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(spec["threads"] or threads)
+    finals, peak = [], 0
+    try:
+        with training_paused(pause):
+            started = time.perf_counter()
+            for index in range(0, audio.size, BLOCK):
+                events = recognizer.feed(audio[index:index + BLOCK])
+                finals += [e.text for e in events if e.type == "final" and e.text]
+                peak = max(peak, recognizer.state_bytes())
+            finals += [e.text for e in recognizer.flush() if e.type == "final" and e.text]
+            spent = time.perf_counter() - started
+    finally:
+        torch.set_num_threads(threads)
+    return " ".join(finals), spent, peak
+
+
+def pipeline_seconds(path: str, audio: np.ndarray, pause: bool) -> float:
+    """transformers' offline chunked pipeline (as in benchmarks/offline_rtf.py) on the same audio."""
+    import torch
+    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC, pipeline
+
+    model = Wav2Vec2ForCTC.from_pretrained(path).eval()
+    asr = pipeline("automatic-speech-recognition", model=model,
+                   tokenizer=Wav2Vec2CTCTokenizer(f"{path}/vocab.json"),
+                   feature_extractor=Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True),
+                   device="cpu")
+    with training_paused(pause), torch.inference_mode():
+        started = time.perf_counter()
+        asr(audio, chunk_length_s=10, stride_length_s=(4, 2))
+        return time.perf_counter() - started
+
+
+def quality(hypothesis: str, reference: str) -> dict:
+    import jiwer
+
+    return {"cer": round(jiwer.cer(reference, hypothesis), 4), "wer": round(jiwer.wer(reference, hypothesis), 4)}
+
+
+def run_options(args, audio: np.ndarray, reference: str) -> list[dict]:
+    """Interleaved repeats of every option; rows with median RTF, state and quality."""
+    specs = {name: parse_option(name) for name in args.options}
+    models = Models(args.model)
+    times = {name: [] for name in specs}
+    texts, peaks = {}, {}
+    seconds = audio.size / 16_000
+    for repeat in range(args.repeats):
+        for name, spec in specs.items():
+            text, spent, peak = stream(models.get(spec), audio, spec, args.pause_training)
+            times[name].append(spent)
+            texts[name], peaks[name] = text, peak
+            print(f"  repeat {repeat} {name}: {spent:.1f} s (RTF {spent / seconds:.3f})", flush=True)
+    baseline = texts[args.options[0]]
+    rows = []
+    for name in specs:
+        row = {"option": name, **specs[name], "rtf": round(statistics.median(times[name]) / seconds, 4),
+               "times_s": [round(t, 2) for t in times[name]], "state_mb": round(peaks[name] / 2**20, 2)}
+        if not args.speed_only:
+            row["vs_reference"] = quality(texts[name], reference)
+            row["vs_baseline"] = quality(texts[name], baseline)
+        rows.append(row)
+    return rows
+
+
+def print_rows(rows: list[dict], speed_only: bool) -> None:
+    base = rows[0]["rtf"]
+    header = f"{'option':<22}{'RTF':>8}{'speed-up':>9}{'state MB':>9}"
+    if not speed_only:
+        header += f"{'CER ref':>9}{'WER ref':>9}{'dCER':>8}{'CER base':>9}{'WER base':>9}"
+    print(header)
+    for r in rows:
+        line = f"{r['option']:<22}{r['rtf']:>8.3f}{base / r['rtf']:>9.2f}{r['state_mb']:>9.2f}"
+        if not speed_only:
+            ref, vsb = r["vs_reference"], r["vs_baseline"]
+            delta = ref["cer"] - rows[0]["vs_reference"]["cer"]
+            line += f"{ref['cer']:>9.4f}{ref['wer']:>9.4f}{delta:>+8.4f}{vsb['cer']:>9.4f}{vsb['wer']:>9.4f}"
+        print(line)
+
+
+def micro(args) -> dict:
+    """Transformer-only (encode_features) timings of exact variants, interleaved, median of repeats."""
+    import copy
+
+    import torch
+
+    from xlsr_live.model import load_model
+    from xlsr_live.model.loader import quantize_int8
+
+    base = load_model(args.model).model
+    fused = copy.deepcopy(base)
+    fused.fuse_qkv()
+    variants = {"fp32": (base, False), "fp32 fused": (fused, False), "fp32 all-true mask": (base, True),
+                "int8": (quantize_int8(copy.deepcopy(base)), False),
+                "int8 fused": (quantize_int8(copy.deepcopy(fused)), False)}
+    channels = base.config.conv_dim[-1]
+    results = {}
+    for frames in (70, 220):
+        x = torch.randn(1, frames, channels)
+        mask = torch.ones(1, frames, dtype=torch.bool)
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            samples = {name: [] for name in variants}
+            with training_paused(args.pause_training), torch.inference_mode():
+                for name, (model, masked) in variants.items():
+                    model.encode_features(x, mask if masked else None)  # warm-up
+                for _ in range(args.micro_repeats):
+                    for name, (model, masked) in variants.items():
+                        started = time.perf_counter()
+                        model.encode_features(x, mask if masked else None)
+                        samples[name].append(time.perf_counter() - started)
+            for name, values in samples.items():
+                key = f"{frames} frames, {threads} threads, {name}"
+                results[key] = round(statistics.median(values), 4)
+                print(f"{key:<45}{results[key]:>8.4f} s", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="demo")
+    parser.add_argument("--minutes", type=float, default=3.0, help="held-out recording length (1 or 3 cached)")
+    parser.add_argument("--options", nargs="+", default=DEFAULT_OPTIONS)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--speed-only", action="store_true", help="no quality columns (random-weight models)")
+    parser.add_argument("--pipeline", action="store_true", help="also time transformers' offline pipeline")
+    parser.add_argument("--pause-training", action="store_true", help="SIGSTOP train.py during each timing")
+    parser.add_argument("--micro", action="store_true", help="transformer-only timings of exact variants")
+    parser.add_argument("--micro-repeats", type=int, default=5)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))  # run finally blocks
+    name = Path(args.model).name
+    report = {"model": args.model, "cpu_flags": cpu_flags(), "cpus": __import__("os").cpu_count()}
+    if args.micro:
+        report["micro"] = micro(args)
+    else:
+        path, segments = heldout.load(args.minutes)
+        audio, _ = soundfile.read(path, dtype="float32")
+        reference = " ".join(s["text"] for s in segments)
+        report.update(audio_s=round(audio.size / 16_000, 1), rows=run_options(args, audio, reference))
+        print(f"model {args.model}, {report['audio_s']} s held-out audio; CPU flags {' '.join(report['cpu_flags'])}")
+        print_rows(report["rows"], args.speed_only)
+        if args.pipeline:
+            seconds = pipeline_seconds(args.model, audio, args.pause_training)
+            report["pipeline"] = {"seconds": round(seconds, 2), "rtf": round(seconds / (audio.size / 16_000), 4)}
+            print(f"transformers pipeline (chunk 10 s, stride 4/2): {seconds:.1f} s, RTF {report['pipeline']['rtf']}")
+            for row in report["rows"]:
+                row["ratio_to_pipeline"] = round(row["rtf"] / report["pipeline"]["rtf"], 3)
+                print(f"  {row['option']:<22} streaming / pipeline time = {row['ratio_to_pipeline']:.3f}")
+    out = Path(args.out or RESULTS / f"speed_options_{name}{'_micro' if args.micro else ''}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -104,6 +104,7 @@ async def run_level(engine, n: int, batching: bool, args, offsets: list[float], 
         metrics = server.ctx.metrics
         batches = max(metrics.batch_size.count, 1)
         stats = {"server_cpu_s": round(cpu, 1), "wall_s": round(wall, 1),
+                 "server_cpu_per_stream": round(cpu / (n * args.seconds), 4),  # core-seconds per stream-second
                  "server_cpu_share": round(cpu / wall / (os.cpu_count() or 1), 3),
                  "mean_batch": round(metrics.batch_size.total / batches, 2),
                  "model_rtf": round(metrics.real_time_factor, 4),

@@ -1,0 +1,232 @@
+"""How many simultaneous real-time streams one server process sustains (issue 5, issue 6 target 2).
+
+Starts the real websocket server in this process (port 0, like the tests), then for each level N
+runs N clients at once, each streaming a different cut of the held-out recording
+(benchmarks/heldout.py) at real-time pace in 100 ms messages, in a separate client process
+(benchmarks/capacity_clients.py; --clients inline keeps them in this process). A level passes when
+the p95 partial latency (defined in capacity_clients.py and docs/capacity.md) is below --p95-limit
+and every stream received a final for every utterance it started and a clean end_of_stream.
+Levels ramp up and stop at the first failure, per batching mode; --budget-s bounds the total.
+
+    python benchmarks/capacity.py --model demo --levels 1 2 4 8 16 32 48 64 --modes on off
+    python benchmarks/capacity.py --model /tmp/xlsr53 --levels 1 2 4 --seconds 30 --pause-training
+
+Writes benchmarks/results/capacity.json (one run per model; --out to change) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import capacity_clients  # noqa: E402
+import heldout  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CLIENTS = Path(__file__).resolve().parent / "capacity_clients.py"
+TRAINING = "train.py --run"
+log = logging.getLogger("capacity")
+
+
+@contextlib.contextmanager
+def paused(pattern: str | None):
+    """SIGSTOP the processes matching `pattern` (pkill -f) for the block, SIGCONT them after."""
+    if not pattern:
+        yield
+        return
+    subprocess.run(["pkill", "-STOP", "-f", pattern], check=False)
+    try:
+        yield
+    finally:
+        subprocess.run(["pkill", "-CONT", "-f", pattern], check=False)
+
+
+def clip_offsets(total_s: float, seconds: float, count: int, stride_s: float = 7.3) -> list[float]:
+    """`count` different clip starts spread over the recording (wrapping around)."""
+    span = max(total_s - seconds, 0.0)
+    return [round((i * stride_s) % span, 3) if span else 0.0 for i in range(count)]
+
+
+def percentile(values: list[float], q: float):
+    return round(float(np.percentile(values, q)), 3) if values else None
+
+
+def summarise(n: int, batching: bool, result: dict, server: dict, limit: float) -> dict:
+    """One level's row: pooled latency percentiles, completeness, server load."""
+    streams = result["streams"]
+    latency = [v for s in streams for v in s["latency"]]
+    ready = [v for s in streams for v in s["ready_latency"]]
+    complete = sum(s["complete"] for s in streams)
+    p95 = percentile(latency, 95)
+    row = {"streams": n, "batching": batching, "partials": len(latency),
+           "latency_p50": percentile(latency, 50), "latency_p95": p95, "latency_max": percentile(latency, 100),
+           "ready_latency_p50": percentile(ready, 50), "ready_latency_p95": percentile(ready, 95),
+           "complete_streams": complete, "finals": sum(s["finals"] for s in streams),
+           "end_wait_p95": percentile([s.get("end_wait_s", 0.0) for s in streams], 95),
+           "client_cpu_s": round(result.get("client_cpu_s") or 0.0, 2), **server}
+    row["passed"] = bool(p95 is not None and p95 < limit and complete == n)
+    return row
+
+
+async def run_level(engine, n: int, batching: bool, args, offsets: list[float], wav: Path) -> dict:
+    """Serve N paced streams once; the client result plus what the server measured."""
+    from xlsr_live.server.app import SpeechServer
+    from xlsr_live.server.options import ServerOptions
+
+    options = ServerOptions(port=0, batching=batching, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                            max_connections=max(64, n + 8), idle_timeout_s=300.0)
+    spec = {"wav": str(wav), "offsets_s": offsets[:n], "seconds": args.seconds, "speed": 1.0,
+            "stagger_s": args.stagger_s, "lookahead_s": args.lookahead_s, "grace_s": args.grace_s}
+    async with SpeechServer(engine, options) as server:
+        spec["url"] = server.url + "/native"
+        cpu, wall = time.process_time(), time.monotonic()
+        if args.clients == "inline":
+            clips = capacity_clients.cut_clips(_read_int16(wav), spec["offsets_s"], args.seconds)
+            result = {"streams": await capacity_clients.run_clients(
+                spec["url"], clips, 1.0, args.stagger_s, args.lookahead_s, args.grace_s)}
+        else:
+            result = await _client_process(spec)
+        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+        metrics = server.ctx.metrics
+        batches = max(metrics.batch_size.count, 1)
+        stats = {"server_cpu_s": round(cpu, 1), "wall_s": round(wall, 1),
+                 "server_cpu_per_stream": round(cpu / (n * args.seconds), 4),  # core-seconds per stream-second
+                 "server_cpu_share": round(cpu / wall / (os.cpu_count() or 1), 3),
+                 "mean_batch": round(metrics.batch_size.total / batches, 2),
+                 "model_rtf": round(metrics.real_time_factor, 4),
+                 "loadavg_1m_after": round(os.getloadavg()[0], 2)}
+    return summarise(n, batching, result, stats, args.p95_limit)
+
+
+async def _client_process(spec: dict) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(spec, handle)
+    try:
+        proc = await asyncio.create_subprocess_exec(sys.executable, str(CLIENTS), handle.name,
+                                                    stdout=asyncio.subprocess.PIPE)
+        out, _ = await proc.communicate()
+    finally:
+        os.unlink(handle.name)
+    if proc.returncode:
+        raise RuntimeError(f"client process failed with status {proc.returncode}")
+    return json.loads(out)
+
+
+def _read_int16(wav: Path) -> np.ndarray:
+    import soundfile
+
+    return soundfile.read(wav, dtype="int16")[0]
+
+
+def ramp(engine, batching: bool, args, offsets: list[float], wav: Path, deadline: float) -> list[dict]:
+    """Levels in order until one fails or the time budget is spent."""
+    rows = []
+    for n in args.levels:
+        if time.monotonic() + args.seconds + args.stagger_s > deadline:
+            log.warning("time budget spent: skipping N >= %d (batching %s)", n, batching)
+            break
+        with paused(TRAINING if args.pause_training else None):
+            row = asyncio.run(run_level(engine, n, batching, args, offsets, wav))
+        rows.append(row)
+        print_row(row)
+        if not row["passed"]:
+            break
+    return rows
+
+
+HEADER = (f"{'batching':>8}{'N':>5}{'p50':>7}{'p95':>7}{'max':>7}{'ready95':>8}{'complete':>10}"
+          f"{'batch':>7}{'RTF':>7}{'srvCPU':>7}{'cliCPU':>7}  pass")
+
+
+def print_row(row: dict) -> None:
+    mode = "on" if row["batching"] else "off"
+    print(f"{mode:>8}{row['streams']:>5}{row['latency_p50']!s:>7}{row['latency_p95']!s:>7}"
+          f"{row['latency_max']!s:>7}{row['ready_latency_p95']!s:>8}"
+          f"{str(row['complete_streams']) + '/' + str(row['streams']):>10}{row['mean_batch']:>7}"
+          f"{row['model_rtf']:>7}{row['server_cpu_share']:>7}{row['client_cpu_s']:>7}  "
+          f"{'yes' if row['passed'] else 'NO'}", flush=True)
+
+
+def largest_passing(rows: list[dict]) -> int:
+    """Largest N that passed before the first failure (0 if none)."""
+    best = 0
+    for row in rows:
+        if not row["passed"]:
+            break
+        best = row["streams"]
+    return best
+
+
+def machine() -> dict:
+    import torch
+
+    flags = ""
+    with contextlib.suppress(OSError):
+        flags = next((ln.split(":", 1)[1] for ln in open("/proc/cpuinfo") if ln.startswith("flags")), "")
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "fma")
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "cpu_flags": [f for f in wanted if f in flags.split()], "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="demo")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 48, 64, 96])
+    parser.add_argument("--modes", nargs="+", choices=("on", "off"), default=["on", "off"], help="batching")
+    parser.add_argument("--seconds", type=float, default=45.0, help="audio per stream")
+    parser.add_argument("--minutes", type=float, default=3.0, help="held-out recording to cut clips from")
+    parser.add_argument("--p95-limit", type=float, default=1.0)
+    parser.add_argument("--clients", choices=("process", "inline"), default="process")
+    parser.add_argument("--stagger-s", type=float, default=1.0, help="streams start at random within this")
+    parser.add_argument("--grace-s", type=float, default=60.0, help="wait after the audio for the last finals")
+    parser.add_argument("--lookahead-s", type=float, default=0.4, help="engine lookahead (for ready_latency)")
+    parser.add_argument("--max-batch", type=int, default=16)
+    parser.add_argument("--max-wait-ms", type=float, default=10.0)
+    parser.add_argument("--budget-s", type=float, default=1800.0, help="stop starting levels after this")
+    parser.add_argument("--pause-training", action="store_true", help=f"SIGSTOP '{TRAINING}' during each level")
+    parser.add_argument("--out", default=str(RESULTS / "capacity.json"))
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    from xlsr_live.model import load_model
+    from xlsr_live.server.engine import ModelEngine
+
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    wav, _ = heldout.load(args.minutes)
+    total_s = _read_int16(wav).size / capacity_clients.SAMPLE_RATE
+    offsets = clip_offsets(total_s, args.seconds, max(args.levels))
+    engine = ModelEngine(load_model(args.model, dtype=args.dtype))
+    deadline = time.monotonic() + args.budget_s
+    print(f"model {args.model} ({args.dtype}), {args.seconds:g} s per stream, clients: {args.clients}")
+    print(HEADER)
+    runs = {mode: ramp(engine, mode == "on", args, offsets, wav, deadline) for mode in args.modes}
+    report = {"model": args.model, "dtype": args.dtype, "seconds_per_stream": args.seconds,
+              "p95_limit_s": args.p95_limit, "clients": args.clients, "machine": machine(),
+              "largest_passing": {mode: largest_passing(rows) for mode, rows in runs.items()},
+              "levels": {mode: rows for mode, rows in runs.items()}}
+    print("largest N with p95 < %gs and all finals: %s" % (args.p95_limit, report["largest_passing"]))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

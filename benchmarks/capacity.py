@@ -92,6 +92,8 @@ async def run_level(engine, n: int, batching: bool, args, offsets: list[float], 
     spec = {"wav": str(wav), "offsets_s": offsets[:n], "seconds": args.seconds, "speed": 1.0,
             "stagger_s": args.stagger_s, "lookahead_s": args.lookahead_s, "grace_s": args.grace_s}
     async with SpeechServer(engine, options) as server:
+        if args.feature_thread:
+            separate_feature_thread(server.ctx.batcher)
         spec["url"] = server.url + "/native"
         cpu, wall = time.process_time(), time.monotonic()
         if args.clients == "inline":
@@ -110,6 +112,19 @@ async def run_level(engine, n: int, batching: bool, args, offsets: list[float], 
                  "model_rtf": round(metrics.real_time_factor, 4),
                  "loadavg_1m_after": round(os.getloadavg()[0], 2)}
     return summarise(n, batching, result, stats, args.p95_limit)
+
+
+def separate_feature_thread(batcher) -> None:
+    """Experiment: run `batcher.call` work (next_job: conv features) on a thread of its own, so it
+    no longer queues behind batched transformer forwards on the batcher's single worker."""
+    import concurrent.futures
+
+    executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xlsr-features")
+
+    async def call(fn):
+        return await asyncio.get_running_loop().run_in_executor(executor, fn)
+
+    batcher.call = call
 
 
 async def _client_process(spec: dict) -> dict:
@@ -195,9 +210,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--clients", choices=("process", "inline"), default="process")
     parser.add_argument("--stagger-s", type=float, default=1.0, help="streams start at random within this")
     parser.add_argument("--grace-s", type=float, default=60.0, help="wait after the audio for the last finals")
-    parser.add_argument("--lookahead-s", type=float, default=0.4, help="engine lookahead (for ready_latency)")
+    parser.add_argument("--lookahead-s", type=float, default=0.4, help="engine lookahead")
+    parser.add_argument("--chunk-ms", type=int, default=1000, help="engine chunk")
+    parser.add_argument("--left-context-ms", type=int, default=3000, help="engine left context")
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
+    parser.add_argument("--feature-thread", action="store_true",
+                        help="experiment: next_job (conv features) on its own thread, not the batch worker")
     parser.add_argument("--budget-s", type=float, default=1800.0, help="stop starting levels after this")
     parser.add_argument("--pause-training", action="store_true", help=f"SIGSTOP '{TRAINING}' during each level")
     parser.add_argument("--out", default=str(RESULTS / "capacity.json"))
@@ -213,12 +232,19 @@ def main(argv=None) -> None:
     wav, _ = heldout.load(args.minutes)
     total_s = _read_int16(wav).size / capacity_clients.SAMPLE_RATE
     offsets = clip_offsets(total_s, args.seconds, max(args.levels))
-    engine = ModelEngine(load_model(args.model, dtype=args.dtype))
+    from xlsr_live.streaming.options import StreamingOptions, WindowOptions
+
+    window = WindowOptions(chunk_ms=args.chunk_ms, left_context_ms=args.left_context_ms,
+                           lookahead_ms=round(args.lookahead_s * 1000))
+    engine = ModelEngine(load_model(args.model, dtype=args.dtype), StreamingOptions(window=window))
     deadline = time.monotonic() + args.budget_s
-    print(f"model {args.model} ({args.dtype}), {args.seconds:g} s per stream, clients: {args.clients}")
+    print(f"model {args.model} ({args.dtype}), {args.seconds:g} s per stream, clients: {args.clients}, "
+          f"window left/chunk/lookahead {args.left_context_ms}/{args.chunk_ms}/{round(args.lookahead_s * 1000)} ms")
     print(HEADER)
     runs = {mode: ramp(engine, mode == "on", args, offsets, wav, deadline) for mode in args.modes}
-    report = {"model": args.model, "dtype": args.dtype, "seconds_per_stream": args.seconds,
+    report = {"model": args.model, "dtype": args.dtype, "feature_thread": args.feature_thread,
+              "seconds_per_stream": args.seconds, "window_ms": [args.left_context_ms, args.chunk_ms,
+                                                               round(args.lookahead_s * 1000)],
               "p95_limit_s": args.p95_limit, "clients": args.clients, "machine": machine(),
               "largest_passing": {mode: largest_passing(rows) for mode, rows in runs.items()},
               "levels": {mode: rows for mode, rows in runs.items()}}

@@ -116,7 +116,7 @@ def measure(model, clips: list[np.ndarray]) -> dict:
     """RSS growth per stream and exact reachable state of the recognizers, after warming up."""
     from xlsr_live.streaming.recognizer import StreamingRecognizer
 
-    drive(model, [StreamingRecognizer(model)], clips[:1])  # warm-up: allocator, kernels, caches
+    drive(model, [StreamingRecognizer(model)], [np.concatenate(clips[:4])])  # warm-up: weights paged in, kernels
     release_free_memory()
     before = rss_bytes()
     recognizers = [StreamingRecognizer(model) for _ in clips]

@@ -77,12 +77,13 @@ def plot_timeline(audio: np.ndarray, emitted, path: Path, title: str, reference:
     top.plot(t, audio, lw=0.4, color="0.35")
     for start, end in segments(emitted):
         top.axvspan(start, end, color="tab:green", alpha=0.18, lw=0)
-    for sentence in reference:
-        if sentence["start"] < audio.size / RATE:
-            top.text(sentence["start"], 1.02, sentence["text"], transform=top.get_xaxis_transform(),
-                     fontsize=6.5, va="bottom", color="0.25")
+    for index, sentence in enumerate(s for s in reference if s["start"] < audio.size / RATE):
+        width = int(max(sentence["end"] - sentence["start"], 1.0) * 9)  # about 9 characters per second
+        text = sentence["text"] if len(sentence["text"]) <= width else sentence["text"][:width - 1] + "…"
+        top.text(sentence["start"], 1.02 + 0.09 * (index % 2), text, transform=top.get_xaxis_transform(),
+                 fontsize=6.5, va="bottom", color="0.25")
     top.set_ylabel("waveform")
-    top.set_title(title + "  (green: utterances, SpeechStart..SpeechEnd)", fontsize=10, pad=16)
+    top.set_title(title + "  (green: utterances, SpeechStart..SpeechEnd)", fontsize=10, pad=22)
     for row, w in enumerate(words):
         y = -row
         bottom.plot([w["start"], w["end"]], [y, y], color="0.6", lw=5, solid_capstyle="butt")

@@ -215,6 +215,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--left-context-ms", type=int, default=3000, help="engine left context")
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads in the server")
     parser.add_argument("--feature-thread", action="store_true",
                         help="experiment: next_job (conv features) on its own thread, not the batch worker")
     parser.add_argument("--budget-s", type=float, default=1800.0, help="stop starting levels after this")
@@ -229,6 +230,10 @@ def main(argv=None) -> None:
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     wav, _ = heldout.load(args.minutes)
     total_s = _read_int16(wav).size / capacity_clients.SAMPLE_RATE
     offsets = clip_offsets(total_s, args.seconds, max(args.levels))
@@ -243,6 +248,7 @@ def main(argv=None) -> None:
     print(HEADER)
     runs = {mode: ramp(engine, mode == "on", args, offsets, wav, deadline) for mode in args.modes}
     report = {"model": args.model, "dtype": args.dtype, "feature_thread": args.feature_thread,
+              "threads": args.threads,
               "seconds_per_stream": args.seconds, "window_ms": [args.left_context_ms, args.chunk_ms,
                                                                round(args.lookahead_s * 1000)],
               "p95_limit_s": args.p95_limit, "clients": args.clients, "machine": machine(),

@@ -158,7 +158,12 @@ def main(argv=None) -> None:
     parser.add_argument("--sweep-seconds", type=float, default=60.0, help="audio per chunk size")
     parser.add_argument("--chunks", type=int, nargs="+", default=[240, 500, 1000, 1500, 2000])
     parser.add_argument("--label", default=None, help="model name in the titles (default: --model)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     label = args.label or args.model
     wav, reference = heldout.load(3.0)
     audio, _ = soundfile.read(wav, dtype="float32")

@@ -91,7 +91,12 @@ async def run_level(engine, n: int, batching: bool, args, offsets: list[float], 
                             max_connections=max(64, n + 8), idle_timeout_s=300.0)
     spec = {"wav": str(wav), "offsets_s": offsets[:n], "seconds": args.seconds, "speed": 1.0,
             "stagger_s": args.stagger_s, "lookahead_s": args.lookahead_s, "grace_s": args.grace_s}
-    async with SpeechServer(engine, options) as server:
+    server = SpeechServer(engine, options)
+    if args.workers > 1:
+        parallel_batches(server.ctx.batcher, args.workers)
+    async with server:
+        if args.feature_thread:
+            separate_feature_thread(server.ctx.batcher)
         spec["url"] = server.url + "/native"
         cpu, wall = time.process_time(), time.monotonic()
         if args.clients == "inline":
@@ -110,6 +115,61 @@ async def run_level(engine, n: int, batching: bool, args, offsets: list[float], 
                  "model_rtf": round(metrics.real_time_factor, 4),
                  "loadavg_1m_after": round(os.getloadavg()[0], 2)}
     return summarise(n, batching, result, stats, args.p95_limit)
+
+
+def separate_feature_thread(batcher) -> None:
+    """Experiment: run `batcher.call` work (next_job: conv features) on a thread of its own, so it
+    no longer queues behind batched transformer forwards on the batcher's single worker."""
+    import concurrent.futures
+
+    executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xlsr-features")
+
+    async def call(fn):
+        return await asyncio.get_running_loop().run_in_executor(executor, fn)
+
+    batcher.call = call
+
+
+def parallel_batches(batcher, workers: int) -> None:
+    """Experiment: up to `workers` batches in flight on as many threads (MicroBatcher runs one at a
+    time); patches the batcher's private loop before it starts. next_job shares the same threads."""
+    import concurrent.futures
+
+    batcher._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="xlsr-batch")
+    slots = asyncio.Semaphore(workers)
+
+    async def one(batch) -> None:
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                batcher._executor, batcher.run_batch, [p.job for p in batch])
+            if batcher.on_batch is not None:
+                batcher.on_batch(_stats(len(batch)))
+            for pending, result in zip(batch, results):
+                if not pending.future.done():
+                    pending.future.set_result(result)
+        except Exception as exc:  # noqa: BLE001 - every waiting session must hear about it
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+        finally:
+            slots.release()
+
+    async def run() -> None:
+        while True:
+            await slots.acquire()
+            batch = await batcher._gather()
+            if batch:
+                asyncio.get_running_loop().create_task(one(batch))
+            else:
+                slots.release()
+
+    batcher._run = run
+
+
+def _stats(size: int):
+    from xlsr_live.server.batcher import BatchStats
+
+    return BatchStats(size, 0.0, 0)  # compute time is not attributable with overlapping batches
 
 
 async def _client_process(spec: dict) -> dict:
@@ -195,9 +255,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--clients", choices=("process", "inline"), default="process")
     parser.add_argument("--stagger-s", type=float, default=1.0, help="streams start at random within this")
     parser.add_argument("--grace-s", type=float, default=60.0, help="wait after the audio for the last finals")
-    parser.add_argument("--lookahead-s", type=float, default=0.4, help="engine lookahead (for ready_latency)")
+    parser.add_argument("--lookahead-s", type=float, default=0.4, help="engine lookahead")
+    parser.add_argument("--chunk-ms", type=int, default=1000, help="engine chunk")
+    parser.add_argument("--left-context-ms", type=int, default=3000, help="engine left context")
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads in the server")
+    parser.add_argument("--workers", type=int, default=1, help="experiment: batches in flight (server: 1)")
+    parser.add_argument("--feature-thread", action="store_true",
+                        help="experiment: next_job (conv features) on its own thread, not the batch worker")
     parser.add_argument("--budget-s", type=float, default=1800.0, help="stop starting levels after this")
     parser.add_argument("--pause-training", action="store_true", help=f"SIGSTOP '{TRAINING}' during each level")
     parser.add_argument("--out", default=str(RESULTS / "capacity.json"))
@@ -210,15 +276,27 @@ def main(argv=None) -> None:
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     wav, _ = heldout.load(args.minutes)
     total_s = _read_int16(wav).size / capacity_clients.SAMPLE_RATE
     offsets = clip_offsets(total_s, args.seconds, max(args.levels))
-    engine = ModelEngine(load_model(args.model, dtype=args.dtype))
+    from xlsr_live.streaming.options import StreamingOptions, WindowOptions
+
+    window = WindowOptions(chunk_ms=args.chunk_ms, left_context_ms=args.left_context_ms,
+                           lookahead_ms=round(args.lookahead_s * 1000))
+    engine = ModelEngine(load_model(args.model, dtype=args.dtype), StreamingOptions(window=window))
     deadline = time.monotonic() + args.budget_s
-    print(f"model {args.model} ({args.dtype}), {args.seconds:g} s per stream, clients: {args.clients}")
+    print(f"model {args.model} ({args.dtype}), {args.seconds:g} s per stream, clients: {args.clients}, "
+          f"window left/chunk/lookahead {args.left_context_ms}/{args.chunk_ms}/{round(args.lookahead_s * 1000)} ms")
     print(HEADER)
     runs = {mode: ramp(engine, mode == "on", args, offsets, wav, deadline) for mode in args.modes}
-    report = {"model": args.model, "dtype": args.dtype, "seconds_per_stream": args.seconds,
+    report = {"model": args.model, "dtype": args.dtype, "feature_thread": args.feature_thread,
+              "threads": args.threads, "workers": args.workers,
+              "seconds_per_stream": args.seconds, "window_ms": [args.left_context_ms, args.chunk_ms,
+                                                               round(args.lookahead_s * 1000)],
               "p95_limit_s": args.p95_limit, "clients": args.clients, "machine": machine(),
               "largest_passing": {mode: largest_passing(rows) for mode, rows in runs.items()},
               "levels": {mode: rows for mode, rows in runs.items()}}

@@ -8,7 +8,7 @@
 2. docs/img/chunk_latency.png: first-partial and stable latency (p50, p95) and real-time factor
    against the chunk size (left context 3000 ms, lookahead 400 ms).
 
-    python benchmarks/plots.py [--model demo] [--seconds 20] [--chunks 250 500 1000 1500 2000]
+    python benchmarks/plots.py [--model demo] [--seconds 20] [--chunks 240 500 1000 1500 2000]
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ def segments(emitted) -> list[tuple[float, float]]:
     return spans
 
 
-def plot_timeline(audio: np.ndarray, emitted, path: Path, title: str) -> None:
-    """Waveform + utterances on top, word spans and their emission markers below."""
+def plot_timeline(audio: np.ndarray, emitted, path: Path, title: str, reference: list[dict] = ()) -> None:
+    """Waveform + utterances (+ reference sentences) on top, word spans and their emission markers below."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,8 +77,13 @@ def plot_timeline(audio: np.ndarray, emitted, path: Path, title: str) -> None:
     top.plot(t, audio, lw=0.4, color="0.35")
     for start, end in segments(emitted):
         top.axvspan(start, end, color="tab:green", alpha=0.18, lw=0)
+    for index, sentence in enumerate(s for s in reference if s["start"] < audio.size / RATE):
+        width = int(max(sentence["end"] - sentence["start"], 1.0) * 9)  # about 9 characters per second
+        text = sentence["text"] if len(sentence["text"]) <= width else sentence["text"][:width - 1] + "…"
+        top.text(sentence["start"], 1.02 + 0.09 * (index % 2), text, transform=top.get_xaxis_transform(),
+                 fontsize=6.5, va="bottom", color="0.25")
     top.set_ylabel("waveform")
-    top.set_title(title + "  (green: utterances, SpeechStart..SpeechEnd)", fontsize=10)
+    top.set_title(title + "  (green: utterances, SpeechStart..SpeechEnd)", fontsize=10, pad=22)
     for row, w in enumerate(words):
         y = -row
         bottom.plot([w["start"], w["end"]], [y, y], color="0.6", lw=5, solid_capstyle="butt")
@@ -151,15 +156,21 @@ def main(argv=None) -> None:
     parser.add_argument("--model", default="demo")
     parser.add_argument("--seconds", type=float, default=20.0, help="audio in the timeline")
     parser.add_argument("--sweep-seconds", type=float, default=60.0, help="audio per chunk size")
-    parser.add_argument("--chunks", type=int, nargs="+", default=[250, 500, 1000, 1500, 2000])
+    parser.add_argument("--chunks", type=int, nargs="+", default=[240, 500, 1000, 1500, 2000])
     parser.add_argument("--label", default=None, help="model name in the titles (default: --model)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     label = args.label or args.model
-    audio, _ = soundfile.read(heldout.load(3.0)[0], dtype="float32")
+    wav, reference = heldout.load(3.0)
+    audio, _ = soundfile.read(wav, dtype="float32")
     model = load_model(args.model)
     clip = audio[: int(args.seconds * RATE)]
     emitted, _ = streaming_bench.simulate(model, clip, _default_options())
-    plot_timeline(clip, emitted, IMG / "stream_timeline.png", f"one stream, model {label}, chunk 1000 ms")
+    plot_timeline(clip, emitted, IMG / "stream_timeline.png", f"one stream, model {label}, chunk 1000 ms", reference)
     rows = chunk_sweep(model, audio[: int(args.sweep_seconds * RATE)], args.chunks)
     plot_chunks(rows, IMG / "chunk_latency.png", f"model {label}, {args.sweep_seconds:g} s of held-out audio")
     print(json.dumps(rows, indent=1))

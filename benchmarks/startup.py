@@ -77,6 +77,8 @@ def measure(args) -> dict:
     path = Path(args.file) if args.file else default_file()
     base = [sys.executable, "-m", "xlsr_live.cli"] if args.command == "module" else [args.command]
     command = base + ["transcribe", str(path), "--stream", "--format", "jsonl", "--model", args.model]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
     first_partial_seconds(command)  # warm the page cache (model file, torch libraries)
     runs = {"first_partial": [first_partial_seconds(command) for _ in range(args.runs)],
             "import_torch": [exit_seconds("import torch") for _ in range(args.runs)],
@@ -90,6 +92,7 @@ def main(argv=None) -> None:
     parser.add_argument("--model", default="demo")
     parser.add_argument("--file", default=None, help="audio file (default: 10 s of the held-out recording)")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="pass --threads N to the command")
     parser.add_argument("--command", default="module", help="'module' (python -m xlsr_live.cli) or a path")
     parser.add_argument("--pause-training", action="store_true", help=f"SIGSTOP '{TRAINING}' while measuring")
     parser.add_argument("--out", default=str(RESULTS / "startup.json"))

@@ -74,3 +74,24 @@ def test_summarise_fails_a_level_with_an_incomplete_stream():
                {"latency": [0.3], "ready_latency": [0.1], "complete": False, "finals": 0}]
     row = capacity.summarise(2, True, {"streams": streams}, {}, limit=1.0)
     assert row["latency_p95"] < 1.0 and row["complete_streams"] == 1 and not row["passed"]
+
+
+def test_parallel_batches_experiment_still_delivers_every_result():
+    """With two batches in flight (the --workers experiment) every stream still gets its final."""
+    import asyncio
+
+    from xlsr_live.server.app import SpeechServer
+    from xlsr_live.server.options import ServerOptions
+
+    clips = [level_audio([1 + i, 2, 3]) for i in range(4)]
+    engine = FakeEngine()
+
+    async def main():
+        server = SpeechServer(engine, ServerOptions(port=0))
+        capacity.parallel_batches(server.ctx.batcher, 2)
+        async with server:
+            return await cc.run_clients(server.url, clips, speed=0, stagger_s=0.0, grace_s=30.0)
+
+    streams = asyncio.run(main())
+    assert [s["final_texts"] for s in streams] == [[f"w{1 + i} w2 w3"] for i in range(4)]
+    assert sum(engine.batch_sizes) == 12

@@ -212,23 +212,25 @@ def micro(args) -> dict:
     fused = copy.deepcopy(base)
     fused.fuse_qkv()
     variants = {"fp32": (base, False), "fp32 fused": (fused, False), "fp32 all-true mask": (base, True),
+                "bf16": (load_model(args.model, dtype="bf16").model, False),
                 "int8": (quantize_int8(copy.deepcopy(base)), False),
                 "int8 fused": (quantize_int8(copy.deepcopy(fused)), False)}
     channels = base.config.conv_dim[-1]
     results = {}
     for frames in (70, 220):
         x = torch.randn(1, frames, channels)
+        x16 = x.to(torch.bfloat16)
         mask = torch.ones(1, frames, dtype=torch.bool)
         for threads in (1, 2):
             torch.set_num_threads(threads)
             samples = {name: [] for name in variants}
             with training_paused(args.pause_training), torch.inference_mode():
                 for name, (model, masked) in variants.items():
-                    model.encode_features(x, mask if masked else None)  # warm-up
+                    model.encode_features(x16 if name == "bf16" else x, mask if masked else None)  # warm-up
                 for _ in range(args.micro_repeats):
                     for name, (model, masked) in variants.items():
                         started = time.perf_counter()
-                        model.encode_features(x, mask if masked else None)
+                        model.encode_features(x16 if name == "bf16" else x, mask if masked else None)
                         samples[name].append(time.perf_counter() - started)
             for name, values in samples.items():
                 key = f"{frames} frames, {threads} threads, {name}"

@@ -88,8 +88,8 @@ class Models:
         return self._loaded[key]
 
 
-def stream(model, audio: np.ndarray, spec: dict, pause: bool) -> tuple[str, float, int]:
-    """Feed the file in 100 ms blocks: (finals text, compute seconds, peak per-stream state bytes)."""
+def stream(model, audio: np.ndarray, spec: dict, pause: bool) -> tuple[str, float, float, int]:
+    """Feed the file in 100 ms blocks: (finals text, wall s, process CPU s, peak per-stream state bytes)."""
     import torch
 
     from xlsr_live.streaming.options import StreamingOptions, WindowOptions
@@ -102,32 +102,37 @@ def stream(model, audio: np.ndarray, spec: dict, pause: bool) -> tuple[str, floa
     finals, peak = [], 0
     try:
         with training_paused(pause):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             for index in range(0, audio.size, BLOCK):
                 events = recognizer.feed(audio[index:index + BLOCK])
                 finals += [e.text for e in events if e.type == "final" and e.text]
                 peak = max(peak, recognizer.state_bytes())
             finals += [e.text for e in recognizer.flush() if e.type == "final" and e.text]
-            spent = time.perf_counter() - started
+            spent, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         torch.set_num_threads(threads)
-    return " ".join(finals), spent, peak
+    return " ".join(finals), spent, cpu, peak
 
 
-def pipeline_seconds(path: str, audio: np.ndarray, pause: bool) -> float:
-    """transformers' offline chunked pipeline (as in benchmarks/offline_rtf.py) on the same audio."""
-    import torch
+def make_pipeline(path: str):
+    """transformers' offline chunked pipeline, built as in benchmarks/offline_rtf.py."""
     from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC, pipeline
 
     model = Wav2Vec2ForCTC.from_pretrained(path).eval()
-    asr = pipeline("automatic-speech-recognition", model=model,
-                   tokenizer=Wav2Vec2CTCTokenizer(f"{path}/vocab.json"),
-                   feature_extractor=Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True),
-                   device="cpu")
+    return pipeline("automatic-speech-recognition", model=model,
+                    tokenizer=Wav2Vec2CTCTokenizer(f"{path}/vocab.json"),
+                    feature_extractor=Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True),
+                    device="cpu")
+
+
+def pipeline_seconds(asr, audio: np.ndarray, pause: bool) -> tuple[float, float]:
+    """(wall s, process CPU s) of one pipeline run (chunk_length_s=10, stride_length_s=(4, 2))."""
+    import torch
+
     with training_paused(pause), torch.inference_mode():
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         asr(audio, chunk_length_s=10, stride_length_s=(4, 2))
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
 
 
 def quality(hypothesis: str, reference: str) -> dict:
@@ -136,39 +141,57 @@ def quality(hypothesis: str, reference: str) -> dict:
     return {"cer": round(jiwer.cer(reference, hypothesis), 4), "wer": round(jiwer.wer(reference, hypothesis), 4)}
 
 
-def run_options(args, audio: np.ndarray, reference: str) -> list[dict]:
-    """Interleaved repeats of every option; rows with median RTF, state and quality."""
+def run_options(args, audio: np.ndarray, reference: str) -> tuple[list[dict], dict | None]:
+    """Interleaved repeats of every option (and the pipeline); rows with median RTF, state, quality."""
     specs = {name: parse_option(name) for name in args.options}
     models = Models(args.model)
-    times = {name: [] for name in specs}
+    asr = make_pipeline(args.model) if args.pipeline else None
+    times = {name: [] for name in list(specs) + ["pipeline"]}
+    cpus = {name: [] for name in times}
     texts, peaks = {}, {}
     seconds = audio.size / 16_000
     for repeat in range(args.repeats):
         for name, spec in specs.items():
-            text, spent, peak = stream(models.get(spec), audio, spec, args.pause_training)
+            text, spent, cpu, peak = stream(models.get(spec), audio, spec, args.pause_training)
             times[name].append(spent)
+            cpus[name].append(cpu)
             texts[name], peaks[name] = text, peak
-            print(f"  repeat {repeat} {name}: {spent:.1f} s (RTF {spent / seconds:.3f})", flush=True)
+            print(f"  repeat {repeat} {name}: {spent:.1f} s (RTF {spent / seconds:.3f}, CPU {cpu:.1f} s)", flush=True)
+        if asr is not None:
+            spent, cpu = pipeline_seconds(asr, audio, args.pause_training)
+            times["pipeline"].append(spent)
+            cpus["pipeline"].append(cpu)
+            print(f"  repeat {repeat} pipeline: {spent:.1f} s (RTF {spent / seconds:.3f}, CPU {cpu:.1f} s)", flush=True)
     baseline = texts[args.options[0]]
     rows = []
     for name in specs:
         row = {"option": name, **specs[name], "rtf": round(statistics.median(times[name]) / seconds, 4),
+               "cpu_rtf": round(statistics.median(cpus[name]) / seconds, 4),
                "times_s": [round(t, 2) for t in times[name]], "state_mb": round(peaks[name] / 2**20, 2)}
         if not args.speed_only:
             row["vs_reference"] = quality(texts[name], reference)
             row["vs_baseline"] = quality(texts[name], baseline)
         rows.append(row)
-    return rows
+    pipe = None
+    if asr is not None:
+        pipe = {"rtf": round(statistics.median(times["pipeline"]) / seconds, 4),
+                "cpu_rtf": round(statistics.median(cpus["pipeline"]) / seconds, 4),
+                "times_s": [round(t, 2) for t in times["pipeline"]]}
+        for row in rows:
+            row["ratio_to_pipeline"] = round(row["rtf"] / pipe["rtf"], 3)
+            row["cpu_ratio_to_pipeline"] = round(row["cpu_rtf"] / pipe["cpu_rtf"], 3)
+    return rows, pipe
 
 
 def print_rows(rows: list[dict], speed_only: bool) -> None:
     base = rows[0]["rtf"]
-    header = f"{'option':<22}{'RTF':>8}{'speed-up':>9}{'state MB':>9}"
+    header = f"{'option':<22}{'RTF':>8}{'CPU RTF':>8}{'speed-up':>9}{'state MB':>9}{'/pipe':>7}"
     if not speed_only:
         header += f"{'CER ref':>9}{'WER ref':>9}{'dCER':>8}{'CER base':>9}{'WER base':>9}"
     print(header)
     for r in rows:
-        line = f"{r['option']:<22}{r['rtf']:>8.3f}{base / r['rtf']:>9.2f}{r['state_mb']:>9.2f}"
+        line = (f"{r['option']:<22}{r['rtf']:>8.3f}{r['cpu_rtf']:>8.3f}{base / r['rtf']:>9.2f}"
+                f"{r['state_mb']:>9.2f}{r.get('ratio_to_pipeline', '-'):>7}")
         if not speed_only:
             ref, vsb = r["vs_reference"], r["vs_baseline"]
             delta = ref["cer"] - rows[0]["vs_reference"]["cer"]
@@ -189,23 +212,25 @@ def micro(args) -> dict:
     fused = copy.deepcopy(base)
     fused.fuse_qkv()
     variants = {"fp32": (base, False), "fp32 fused": (fused, False), "fp32 all-true mask": (base, True),
+                "bf16": (load_model(args.model, dtype="bf16").model, False),
                 "int8": (quantize_int8(copy.deepcopy(base)), False),
                 "int8 fused": (quantize_int8(copy.deepcopy(fused)), False)}
     channels = base.config.conv_dim[-1]
     results = {}
     for frames in (70, 220):
         x = torch.randn(1, frames, channels)
+        x16 = x.to(torch.bfloat16)
         mask = torch.ones(1, frames, dtype=torch.bool)
         for threads in (1, 2):
             torch.set_num_threads(threads)
             samples = {name: [] for name in variants}
             with training_paused(args.pause_training), torch.inference_mode():
                 for name, (model, masked) in variants.items():
-                    model.encode_features(x, mask if masked else None)  # warm-up
+                    model.encode_features(x16 if name == "bf16" else x, mask if masked else None)  # warm-up
                 for _ in range(args.micro_repeats):
                     for name, (model, masked) in variants.items():
                         started = time.perf_counter()
-                        model.encode_features(x, mask if masked else None)
+                        model.encode_features(x16 if name == "bf16" else x, mask if masked else None)
                         samples[name].append(time.perf_counter() - started)
             for name, values in samples.items():
                 key = f"{frames} frames, {threads} threads, {name}"
@@ -236,16 +261,15 @@ def main() -> None:
         path, segments = heldout.load(args.minutes)
         audio, _ = soundfile.read(path, dtype="float32")
         reference = " ".join(s["text"] for s in segments)
-        report.update(audio_s=round(audio.size / 16_000, 1), rows=run_options(args, audio, reference))
-        print(f"model {args.model}, {report['audio_s']} s held-out audio; CPU flags {' '.join(report['cpu_flags'])}")
-        print_rows(report["rows"], args.speed_only)
-        if args.pipeline:
-            seconds = pipeline_seconds(args.model, audio, args.pause_training)
-            report["pipeline"] = {"seconds": round(seconds, 2), "rtf": round(seconds / (audio.size / 16_000), 4)}
-            print(f"transformers pipeline (chunk 10 s, stride 4/2): {seconds:.1f} s, RTF {report['pipeline']['rtf']}")
-            for row in report["rows"]:
-                row["ratio_to_pipeline"] = round(row["rtf"] / report["pipeline"]["rtf"], 3)
-                print(f"  {row['option']:<22} streaming / pipeline time = {row['ratio_to_pipeline']:.3f}")
+        rows, pipe = run_options(args, audio, reference)
+        report.update(audio_s=round(audio.size / 16_000, 1), threads=__import__("torch").get_num_threads(),
+                      rows=rows, pipeline=pipe)
+        print(f"model {args.model}, {report['audio_s']} s held-out audio, {report['threads']} torch threads; "
+              f"CPU flags {' '.join(report['cpu_flags'])}")
+        if pipe:
+            print(f"transformers pipeline (chunk 10 s, stride 4/2): RTF {pipe['rtf']}, CPU RTF {pipe['cpu_rtf']}; "
+                  "/pipe = streaming time / pipeline time")
+        print_rows(rows, args.speed_only)
     out = Path(args.out or RESULTS / f"speed_options_{name}{'_micro' if args.micro else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

@@ -202,3 +202,19 @@ def test_encode_cached_without_memory_equals_encode_features(tiny_model):
         got, memory = tiny_model.model.encode_cached(features, features[:, :0], None)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     assert len(memory) == tiny_model.config.num_hidden_layers and memory[0][0].shape[2] == 40
+
+
+@pytest.mark.parametrize("left", [0, 3, 8, 20])
+def test_positional_conv_new_frames_only(tiny_model, left):
+    """forward_new computes exactly the new frames' rows of the full positional conv."""
+    conv = tiny_model.model.wav2vec2.encoder.pos_conv_embed
+    hidden = torch.randn(2, left + 30, tiny_model.config.hidden_size)
+    with torch.inference_mode():
+        expected = conv(hidden)[:, left:]
+        got = conv.forward_new(hidden[:, :left], hidden[:, left:])
+    if left >= tiny_model.config.num_conv_pos_embeddings // 2 or left == 0:
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    else:  # fewer left frames than the conv reaches: they count as zeros, as at a window start
+        padded = torch.cat([torch.zeros(2, 8 - left, hidden.shape[2]), hidden], dim=1)
+        with torch.inference_mode():
+            torch.testing.assert_close(got, conv(padded)[:, 8:], rtol=1e-5, atol=1e-5)

@@ -91,6 +91,20 @@ class PositionalConvEmbedding(nn.Module):
             x = x[:, :, :-1]
         return F.gelu(x).transpose(1, 2)  # (B, T, H)
 
+    def forward_new(self, left: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """Embedding of the new frames hidden (B, N, H) only, given the frames `left` (B, P, H) before them.
+
+        Equals forward(cat(left, hidden))[:, P:] when P >= kernel // 2 or left starts the input,
+        without computing outputs for the left frames (the conv is most of a short window's cost).
+        """
+        before = self.conv.padding[0]
+        after = self.conv.kernel_size[0] - 1 - before  # right inputs of the last output (SamePad)
+        left = left[:, left.shape[1] - min(before, left.shape[1]):]
+        x = torch.cat([left, hidden], dim=1).transpose(1, 2)  # (B, H, P + N)
+        x = F.pad(x, (before - left.shape[1], after))
+        x = F.conv1d(x, self.conv.weight, self.conv.bias, groups=self.conv.groups)  # (B, H, N)
+        return F.gelu(x).transpose(1, 2)
+
 
 class Attention(nn.Module):
     """Multi-head self-attention through scaled_dot_product_attention.
@@ -232,9 +246,7 @@ class Encoder(nn.Module):
         (B, heads, M, d); key_mask (B, 1, 1, M + N) or None. Returns (B, N, H) and per layer the
         new frames' keys/values (B, heads, N, d).
         """
-        frames = left.shape[1]
-        positions = self.pos_conv_embed(torch.cat([left, hidden], dim=1))[:, frames:]  # (B, N, H)
-        hidden = hidden + positions
+        hidden = hidden + self.pos_conv_embed.forward_new(left, hidden)  # (B, N, H)
         if not self.pre_norm:
             hidden = self.layer_norm(hidden)
         new_memory = []

@@ -13,6 +13,7 @@ benchmarks/results/soak_memory.json.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import os
@@ -29,6 +30,14 @@ RATE = 16_000
 BLOCK = RATE // 10
 SENTENCES = ["hello world", "the quick brown fox jumps over the lazy dog", "speech recognition in real time",
              "captions for everyone", "one two three four five six", "a long running service must not leak"]
+
+
+def malloc_trim() -> bool:
+    """Return freed heap pages to the OS (glibc); False where unavailable."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
 
 
 def rss_mb() -> float:
@@ -66,6 +75,20 @@ def loop_audio(seed: int = 0) -> np.ndarray:
     return np.concatenate(pieces)
 
 
+def sample(minute: int, finals: int, started: float) -> dict:
+    """RSS as the process holds it, then after gc + malloc_trim (allocator slack handed back), and the
+    number of live Python objects: growth in `rss_trimmed_mb` or `objects` is a leak, growth in
+    `rss_mb` alone is allocator fragmentation."""
+    raw = rss_mb()
+    gc.collect()
+    malloc_trim()
+    point = {"minute": minute, "rss_mb": round(raw, 2), "rss_trimmed_mb": round(rss_mb(), 2),
+             "objects": len(gc.get_objects()), "wall_s": round(time.perf_counter() - started, 1), "finals": finals}
+    print(f"minute {minute:4d}  rss {point['rss_mb']:8.1f} MiB  trimmed {point['rss_trimmed_mb']:8.1f} MiB  "
+          f"objects {point['objects']:8d}  finals {finals:6d}  wall {point['wall_s']:7.1f} s", flush=True)
+    return point
+
+
 def soak(model, minutes: int, clip: np.ndarray) -> dict:
     """Feed `minutes` of looped audio; RSS after every minute, event counts, wall time."""
     from xlsr_live.streaming.recognizer import StreamingRecognizer
@@ -81,11 +104,7 @@ def soak(model, minutes: int, clip: np.ndarray) -> dict:
             finals += event.type == "final"
             partials += event.type == "partial"
         if (index + 1) * BLOCK % minute == 0:
-            gc.collect()
-            curve.append({"minute": (index + 1) * BLOCK // minute, "rss_mb": round(rss_mb(), 2),
-                          "wall_s": round(time.perf_counter() - started, 1), "finals": finals})
-            print(f"minute {curve[-1]['minute']:4d}  rss {curve[-1]['rss_mb']:8.1f} MiB  "
-                  f"finals {finals:6d}  wall {curve[-1]['wall_s']:7.1f} s", flush=True)
+            curve.append(sample((index + 1) * BLOCK // minute, finals, started))
     finals += sum(e.type == "final" for e in recognizer.flush())
     return {"curve": curve, "finals": finals, "partials": partials,
             "wall_s": round(time.perf_counter() - started, 1)}
@@ -104,19 +123,24 @@ def main() -> None:
     model = load(args.model)
     result = soak(model, args.minutes, loop_audio())
     curve = result["curve"]
-    baseline = curve[args.warmup_minutes - 1]["rss_mb"]
+    warm = curve[args.warmup_minutes - 1]
+    baseline = warm["rss_mb"]
     tail = curve[args.warmup_minutes - 1:]
     growth = round(curve[-1]["rss_mb"] - baseline, 2)
     peak_growth = round(max(c["rss_mb"] for c in tail) - baseline, 2)
     summary = {"model": args.model, "minutes": args.minutes, "warmup_minutes": args.warmup_minutes,
                "baseline_rss_mb": baseline, "final_rss_mb": curve[-1]["rss_mb"], "growth_mb": growth,
                "peak_growth_mb": peak_growth, "limit_mb": args.limit_mb, "pass": peak_growth <= args.limit_mb,
+               "trimmed_growth_mb": round(curve[-1]["rss_trimmed_mb"] - warm["rss_trimmed_mb"], 2),
+               "object_growth": curve[-1]["objects"] - warm["objects"],
                "finals": result["finals"], "partials": result["partials"], "wall_s": result["wall_s"],
                "real_time_factor": round(result["wall_s"] / (60 * args.minutes), 4)}
-    print("\n| minutes | warm-up | baseline MiB | final MiB | growth MiB | peak growth MiB | finals | wall s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| minutes | warm-up | baseline MiB | final MiB | growth MiB | peak growth MiB | trimmed growth MiB "
+          "| object growth | finals | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {args.minutes} | {args.warmup_minutes} | {baseline} | {curve[-1]['rss_mb']} | {growth} | "
-          f"{peak_growth} | {result['finals']} | {result['wall_s']} |")
+          f"{peak_growth} | {summary['trimmed_growth_mb']} | {summary['object_growth']} | {result['finals']} | "
+          f"{result['wall_s']} |")
     print("PASS" if summary["pass"] else f"FAIL: growth above {args.limit_mb} MiB")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(dict(summary, curve=curve), indent=2) + "\n")

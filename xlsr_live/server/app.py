@@ -11,6 +11,7 @@ from typing import Iterator, Optional
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import serve
+from websockets.protocol import State
 
 from .batcher import BatchStats, MicroBatcher
 from .engine import Engine
@@ -19,7 +20,7 @@ from .metrics import Metrics
 from .native import CLOSE_GOING_AWAY, NativeConnection
 from .options import ServerOptions, exposure_warning
 from .outbox import Outbox
-from .session import Channel, session_ids
+from .session import Channel, discard_incoming, session_ids
 from .vosk import VoskConnection
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,8 @@ class SpeechServer:
         finally:
             channel.close()
             await outbox.close()
+            if websocket.state is not State.OPEN:  # failed (e.g. 1009) with messages still queued
+                await discard_incoming(websocket)
             metrics.active_sessions -= 1
             self._per_address[address] -= 1
             if not self._per_address[address]:

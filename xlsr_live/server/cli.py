@@ -49,7 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                        help="longest wait for a batch to fill after its first window")
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-connections", type=int, default=defaults.max_connections)
+    limits.add_argument("--max-connections-per-address", type=int, default=defaults.max_connections_per_address,
+                        help="per client IP (0: no limit, e.g. behind a proxy)")
     limits.add_argument("--max-message-bytes", type=int, default=defaults.max_message_bytes)
+    limits.add_argument("--send-timeout", type=float, default=defaults.send_timeout_s,
+                        help="seconds a client may leave a message unread before it is disconnected (4003)")
     limits.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s, help="seconds (0: none)")
     limits.add_argument("--session-timeout", type=float, default=defaults.session_timeout_s, help="seconds")
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
@@ -66,6 +70,7 @@ def server_options(args: argparse.Namespace) -> ServerOptions:
     return ServerOptions(
         host=args.host, port=args.port, protocol=args.protocol, batching=not args.no_batching,
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_connections=args.max_connections,
+        max_connections_per_address=args.max_connections_per_address, send_timeout_s=args.send_timeout,
         max_message_bytes=args.max_message_bytes, idle_timeout_s=args.idle_timeout,
         session_timeout_s=args.session_timeout, token=args.token or None,
         allowed_origins=tuple(args.allowed_origin), tls_cert=args.tls_cert, tls_key=args.tls_key)

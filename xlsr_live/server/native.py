@@ -11,8 +11,8 @@ from websockets.exceptions import ConnectionClosed
 
 from ..streaming.events import Partial, event_to_dict
 from .options import StreamOptions
-from .outbox import Outbox, SlowClientError
-from .session import AudioFormatError, Channel, Closing, InferenceError, RecognitionSession
+from .outbox import ClientGone, Outbox
+from .session import AudioFormatError, Channel, Closing, InferenceError, RecognitionSession, close_draining
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,14 @@ class NativeConnection:
         except ProtocolError as exc:
             log.info("%s: %s: %s", self._name(), exc.code, exc.message)
             await self._error(exc)
-        except (ConnectionClosed, SlowClientError) as exc:
+        except (ConnectionClosed, ClientGone) as exc:
             log.info("%s: client went away (%s)", self._name(), exc)
 
     async def _error(self, exc: ProtocolError) -> None:
         """The error event, then the close code."""
         try:
             await self._send({"type": "error", "code": exc.code, "message": exc.message})
-        except (ConnectionClosed, SlowClientError):
+        except (ConnectionClosed, ClientGone):
             return
         await self._close(exc.close_code, exc.code)
 
@@ -101,9 +101,9 @@ class NativeConnection:
         """Send what is queued, then the close frame (nothing if the client is gone or stopped reading)."""
         try:
             await self.outbox.flush()
-        except (ConnectionClosed, SlowClientError):
+        except (ConnectionClosed, ClientGone):
             return
-        await self.websocket.close(code, reason)
+        await close_draining(self.websocket, code, reason)
 
     def _name(self) -> str:
         return self.session.id if self.session else "native"

@@ -23,6 +23,7 @@ import logging
 from typing import Optional
 
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 log = logging.getLogger(__name__)
 CLOSE_SLOW_CLIENT = 4003
@@ -38,7 +39,11 @@ class OutboxStats:
     stalled: bool = False
 
 
-class SlowClientError(ConnectionError):
+class ClientGone(ConnectionError):
+    """The connection is closing or closed: nothing more can be sent."""
+
+
+class SlowClientError(ClientGone):
     """The client did not read its messages within the send timeout."""
 
 
@@ -110,6 +115,8 @@ class Outbox:
                     text, _ = self._queue.popleft()
                     self._sending = True
                     self._changed.notify_all()
+                if self.websocket.state is not State.OPEN:  # send() would wait for the close to finish
+                    raise ClientGone(f"connection is {self.websocket.state.name.lower()}")
                 try:
                     await asyncio.wait_for(self.websocket.send(text), self.send_timeout_s)
                 except asyncio.TimeoutError:
@@ -119,7 +126,7 @@ class Outbox:
                 async with self._changed:
                     self._sending = False
                     self._changed.notify_all()
-        except (ConnectionClosed, SlowClientError) as exc:
+        except (ConnectionClosed, ClientGone) as exc:
             await self._fail(exc)
         except asyncio.CancelledError:
             raise

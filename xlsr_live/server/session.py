@@ -138,6 +138,31 @@ class Channel:
             self._shutdown_wait.cancel()
 
 
+async def discard_incoming(websocket) -> None:
+    """Read and drop whatever the client still sends until the connection is closed. Unread
+    messages keep websockets' receive flow control paused, and then the client's close frame goes
+    unseen until the close timeout (5 s) runs out."""
+    try:
+        async for _ in websocket:
+            pass
+    except Exception:  # noqa: BLE001 - ConnectionClosed or anything else: only draining
+        pass
+
+
+def close_reason(text: str, limit: int = 123) -> str:
+    """`text` cut to a close frame's reason limit (123 bytes of UTF-8, not characters)."""
+    return text.encode()[:limit].decode(errors="ignore")
+
+
+async def close_draining(websocket, code: int, reason: str) -> None:
+    """Close with `code` (reason cut to fit), discarding messages the client still pipelines meanwhile."""
+    drain = asyncio.ensure_future(discard_incoming(websocket))
+    try:
+        await websocket.close(code, close_reason(reason))
+    finally:
+        drain.cancel()
+
+
 def session_ids():
     """Iterator of short session ids, one counter per server."""
     return (f"s{n}" for n in itertools.count(1))

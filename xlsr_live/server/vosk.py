@@ -16,8 +16,8 @@ from websockets.exceptions import ConnectionClosed
 from ..streaming.events import Final, Partial
 from .native import CLOSE_INTERNAL, CLOSE_INVALID, CLOSE_NORMAL, CLOSE_POLICY, CLOSING_CODES
 from .options import StreamOptions
-from .outbox import Outbox, SlowClientError
-from .session import AudioFormatError, Channel, Closing, InferenceError, RecognitionSession
+from .outbox import ClientGone, Outbox
+from .session import AudioFormatError, Channel, Closing, InferenceError, RecognitionSession, close_draining
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +66,17 @@ class VoskConnection:
                 raise VoskRefusal(str(exc), CLOSE_INTERNAL) from None
         except VoskRefusal as exc:
             log.info("vosk: refused: %s", exc)
-            await self._close(exc.close_code, str(exc)[:120])
-        except (ConnectionClosed, SlowClientError) as exc:
+            await self._close(exc.close_code, str(exc))  # close_draining cuts it to 123 bytes
+        except (ConnectionClosed, ClientGone) as exc:
             log.info("vosk: client went away (%s)", exc)
 
     async def _close(self, code: int, reason: str) -> None:
         """Send what is queued, then the close frame (nothing if the client is gone or stopped reading)."""
         try:
             await self.outbox.flush()
-        except (ConnectionClosed, SlowClientError):
+        except (ConnectionClosed, ClientGone):
             return
-        await self.websocket.close(code, reason)
+        await close_draining(self.websocket, code, reason)
 
     async def _serve(self) -> None:
         while True:
@@ -119,7 +119,7 @@ class VoskConnection:
                 self.max_alternatives = int(config["max_alternatives"])
             if "phrase_list" in config:
                 self.phrases = tuple(str(p) for p in config["phrase_list"] if str(p).strip())
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(Infinity)
             raise VoskRefusal(f"bad config: {exc}", CLOSE_INVALID) from None
 
     def _ensure_session(self) -> RecognitionSession:

@@ -30,7 +30,8 @@ def check_sample_rate(rate: int) -> int:
 
 
 def to_float32(audio: np.ndarray) -> np.ndarray:
-    """int16 or float samples (mono, or (samples, channels) to down-mix) -> finite float32 mono."""
+    """int16 or float samples (mono, or (samples, channels) to down-mix) -> finite float32 mono
+    in [-1, 1] (float input beyond full scale is clipped)."""
     audio = np.asarray(audio)
     if audio.dtype == np.int16:
         audio = audio.astype(np.float32) / INT16_SCALE
@@ -44,7 +45,9 @@ def to_float32(audio: np.ndarray) -> np.ndarray:
         raise AudioError(f"audio of shape {audio.shape} is neither mono (n,) nor (n, channels)")
     if not np.isfinite(audio).all():
         raise AudioError("audio contains NaN or infinite samples")
-    return audio
+    # float audio beyond full scale is clipped like int16 would be: huge finite values would
+    # otherwise overflow the VAD's int16 conversion and the normalisation statistics (NaN)
+    return np.clip(audio, -1.0, 1.0, dtype=np.float32)
 
 
 def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:

@@ -81,12 +81,18 @@ async def session(url: str, audio: np.ndarray, seconds: float) -> dict:
 
         reader = asyncio.ensure_future(read())
         start, blocks = loop.time(), int(seconds * 10)
-        for k in range(blocks):
-            await asyncio.sleep(max(0.0, start + k * 0.1 - loop.time()))  # real-time pacing
-            sent_at.append(loop.time())
-            await ws.send(audio[k * BLOCK:(k + 1) * BLOCK].tobytes())
-        await ws.send(json.dumps({"type": "end"}))
-        await asyncio.wait_for(reader, 120)
+        try:
+            for k in range(blocks):
+                await asyncio.sleep(max(0.0, start + k * 0.1 - loop.time()))  # real-time pacing
+                sent_at.append(loop.time())
+                await ws.send(audio[k * BLOCK:(k + 1) * BLOCK].tobytes())
+            await ws.send(json.dumps({"type": "end"}))
+            await asyncio.wait_for(asyncio.shield(reader), 120)
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        if not reader.cancelled() and reader.exception() is not None:
+            raise reader.exception()
         return {"samples_sent": blocks * BLOCK, "samples_received": last.get("samples"), "close": ws.close_code,
                 "last": last.get("type"), "latencies": latencies, **counts}
 

@@ -1,0 +1,173 @@
+"""Evaluate the demo model on held-out voices x held-out sentences, clean and degraded.
+
+  python evaluate.py --model ../../xlsr_live/models/demo --json /work/demo-runs/eval.json
+  python evaluate.py --ckpt /work/demo-runs/run1/ckpt_last.pt --limit 30   # quick look
+
+Held-out voices (never in training): flite slt, espeak-ng en-029, festival
+cmu_us_slt_arctic_hts; sentences from the eval split of textnorm (never trained on).
+Each utterance is normalised as a whole (do_normalize) and greedy CTC-decoded.
+Conditions are deterministic (seeded per utterance); clean_chunked runs the clean audio
+window by window (per-window normalisation, stride frames dropped) like a streaming engine. Prints a CER/WER table per
+voice and condition, an offline real-time factor, and writes JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import zlib
+
+import numpy as np
+
+# libgomp: sleep instead of spinning while waiting; on shared, busy cores a spinning
+# 2-thread team ran ~3x slower than 1 thread (measured here)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common as C  # noqa: E402
+from train import edit_distance  # noqa: E402
+
+CONDITIONS = ["clean", "white_20db", "white_10db", "pink_10db", "babble_10db", "reverb", "telephone",
+              "clean_chunked"]
+
+
+def chunked_logits(model, x, chunk_s, stride_s):
+    """Window-by-window inference as transformers' chunked CTC pipeline does it: windows of
+    chunk_s, stepping by chunk_s - 2 * stride_s, each window normalised on its own, stride
+    frames dropped (none on the left of the first / right of the last window)."""
+    chunk = int(round(chunk_s * C.SR / 320)) * 320
+    stride = int(round(stride_s * C.SR / 320)) * 320
+    step = chunk - 2 * stride
+    out = []
+    for start in range(0, len(x), step):
+        end = start + chunk
+        w = x[start:end]
+        sl = 0 if start == 0 else stride
+        last = end >= len(x)
+        sr = 0 if last else stride
+        if len(w) > sl:
+            with torch.inference_mode():
+                lg = model(torch.from_numpy(C.normalise(w))[None]).logits[0]
+            a, b = int(round(sl / 320)), lg.shape[0] - int(round(sr / 320))
+            out.append(lg[a:b])
+        if last:
+            break
+    return torch.cat(out)
+
+
+def degrade(x, cond, seed, babble_src):
+    rng = np.random.default_rng(seed)
+    if cond == "clean":
+        return x
+    if cond.startswith("white_"):
+        return C.add_noise(x, rng.standard_normal(len(x)).astype(np.float32), float(cond[6:-2]))
+    if cond.startswith("pink_"):
+        return C.add_noise(x, C.pink_noise(len(x), rng), float(cond[5:-2]))
+    if cond.startswith("babble_"):
+        # babble from OTHER held-out-voice eval utterances (never training audio)
+        noise = np.zeros(len(x), np.float32)
+        for k in rng.choice(len(babble_src), 4, replace=False):
+            b = babble_src[k]
+            b = np.resize(b, len(x))
+            noise += np.roll(b, int(rng.integers(len(x))))
+        return C.add_noise(x, noise, float(cond[7:-2]))
+    if cond == "reverb":
+        return C.reverb(x, rng, rt60=0.5)
+    if cond == "telephone":
+        return C.telephone(x, None)
+    raise ValueError(cond)
+
+
+def load_model(args):
+    from transformers import Wav2Vec2ForCTC
+
+    if args.ckpt:
+        ck = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+        model = Wav2Vec2ForCTC(C.model_config(**ck.get("config_over", {})))
+        model.load_state_dict(ck["model"])
+        return model, f"{args.ckpt} (step {ck['step']})"
+    return Wav2Vec2ForCTC.from_pretrained(args.model), args.model
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=os.path.join(here, "../../xlsr_live/models/demo"))
+    ap.add_argument("--ckpt", default=None, help="evaluate a training checkpoint instead")
+    ap.add_argument("--data", default="/work/demo-data/eval")
+    ap.add_argument("--conditions", default=",".join(CONDITIONS))
+    ap.add_argument("--limit", type=int, default=0, help="utterances per voice (0 = all)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--chunk-s", type=float, default=4.0, help="clean_chunked: window length")
+    ap.add_argument("--stride-s", type=float, default=1.0, help="clean_chunked: stride per side")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--show", type=int, default=2, help="example hypotheses per voice")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+
+    model, name = load_model(args)
+    model.eval()
+    corpus = C.Corpus(args.data)
+    voices = sorted(set(m["voice"] for m in corpus.items))
+    items = {v: [m for m in corpus.items if m["voice"] == v] for v in voices}
+    if args.limit:
+        items = {v: ms[:args.limit] for v, ms in items.items()}
+    babble_src = [corpus.audio(m) for m in corpus.items[-40:]]
+    conds = args.conditions.split(",")
+    res, examples = {}, {}
+    fwd_t, audio_t = 0.0, 0.0
+    for v in voices:
+        for cond in conds:
+            e = c = we = w = 0
+            for m in items[v]:
+                x = corpus.audio(m)
+                seed = zlib.crc32((m["text"] + v + cond).encode())
+                if cond == "clean_chunked":
+                    ids = chunked_logits(model, x, args.chunk_s, args.stride_s).argmax(-1).numpy()
+                else:
+                    x = C.normalise(degrade(x, cond, seed, babble_src))
+                    t0 = time.perf_counter()
+                    with torch.inference_mode():
+                        ids = model(torch.from_numpy(x)[None]).logits.argmax(-1)[0].numpy()
+                if cond == "clean":
+                    fwd_t += time.perf_counter() - t0
+                    audio_t += len(x) / C.SR
+                hyp = C.decode_ids(ids)
+                ref = m["text"]
+                e += edit_distance(hyp, ref); c += len(ref)
+                we += edit_distance(hyp.split(), ref.split()); w += len(ref.split())
+                if cond == "clean" and len(examples.setdefault(v, [])) < args.show:
+                    examples[v].append({"ref": ref, "hyp": hyp})
+            res.setdefault(v, {})[cond] = {"cer": e / max(1, c), "wer": we / max(1, w),
+                                           "n": len(items[v]), "chars": c, "words": w}
+            print(f"  {v:34s} {cond:12s} CER {100 * e / max(1, c):6.2f}  WER {100 * we / max(1, w):6.2f}",
+                  flush=True)
+    # table
+    print(f"\nmodel: {name}")
+    print("| voice | " + " | ".join(conds) + " |")
+    print("|---|" + "---|" * len(conds))
+    for v in voices:
+        print(f"| {v} | " + " | ".join(f"{100 * res[v][k]['cer']:.1f} / {100 * res[v][k]['wer']:.1f}"
+                                      for k in conds) + " |")
+    avg = {k: {"cer": float(np.mean([res[v][k]["cer"] for v in voices])),
+               "wer": float(np.mean([res[v][k]["wer"] for v in voices]))} for k in conds}
+    print("| mean | " + " | ".join(f"{100 * avg[k]['cer']:.1f} / {100 * avg[k]['wer']:.1f}" for k in conds)
+          + " |")
+    print("(cells: CER % / WER %)")
+    rtf = fwd_t / max(audio_t, 1e-9)
+    print(f"offline RTF (clean pass, whole utterances, {args.threads} threads): {rtf:.4f}")
+    for v, ex in examples.items():
+        for e in ex:
+            print(f"[{v}] REF: {e['ref']}\n{' ' * (len(v) + 3)}HYP: {e['hyp']}")
+    if args.json:
+        json.dump({"model": name, "results": res, "mean": avg, "rtf": rtf, "examples": examples,
+                   "conditions": conds, "time": time.strftime("%Y-%m-%d %H:%M:%S")},
+                  open(args.json, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+#!/bin/sh
+# System and Python requirements of the demo-model recipe (Debian/Ubuntu, run as root).
+# Synthesizers (Debian main): espeak-ng (+ libespeak-ng1, used through ctypes for word timings),
+# flite (kal, kal16, awb, rms, slt), festival with the kal/ked diphone voices and the SLT HTS voice.
+# Text: fortunes (fortune-mod, fortunes) and /usr/share/dict/words (wamerican).
+# mbrola voices are NOT used (they live in contrib/non-free).
+set -e
+apt-get update
+apt-get install -y --no-install-recommends espeak-ng libespeak-ng1 flite festival \
+    festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fortune-mod fortunes wamerican sox
+# CPU torch only (never an unpinned `pip install torch`: it pulls the CUDA build)
+python -c "import torch" 2>/dev/null || \
+    pip install torch --index-url https://download.pytorch.org/whl/cpu
+pip install "transformers>=4.40" safetensors soundfile soxr num2words "numpy<2"

@@ -1,0 +1,55 @@
+"""The embedded demo model: layout, size and a sanity transcription of the bundled example."""
+import json
+import os
+
+import pytest
+
+DEMO = os.path.join(os.path.dirname(__file__), "..", "xlsr_live", "models", "demo")
+
+pytestmark = pytest.mark.skipif(not os.path.exists(os.path.join(DEMO, "model.safetensors")),
+                                reason="demo model not exported yet")
+
+
+def test_files_and_size():
+    for f in ("config.json", "model.safetensors", "vocab.json", "tokenizer_config.json",
+              "preprocessor_config.json", "example.wav", "example.txt"):
+        assert os.path.exists(os.path.join(DEMO, f)), f
+    assert os.path.getsize(os.path.join(DEMO, "model.safetensors")) <= 25_000_000
+
+
+def test_config_and_vocab():
+    cfg = json.load(open(os.path.join(DEMO, "config.json")))
+    vocab = json.load(open(os.path.join(DEMO, "vocab.json")))
+    assert cfg["feat_extract_norm"] == "layer" and cfg["do_stable_layer_norm"] and cfg["conv_bias"]
+    assert tuple(cfg["conv_kernel"]) == (10, 3, 3, 3, 3, 2, 2)
+    assert tuple(cfg["conv_stride"]) == (5, 2, 2, 2, 2, 2, 2)
+    assert cfg["vocab_size"] == len(vocab) and vocab["<pad>"] == cfg["pad_token_id"] == 0
+    assert vocab["|"] == 4 and all(c in vocab for c in "abcdefghijklmnopqrstuvwxyz'")
+    pre = json.load(open(os.path.join(DEMO, "preprocessor_config.json")))
+    assert pre["sampling_rate"] == 16000 and pre["do_normalize"] and pre["return_attention_mask"]
+    tok = json.load(open(os.path.join(DEMO, "tokenizer_config.json")))
+    assert tok["tokenizer_class"] == "Wav2Vec2CTCTokenizer" and tok["word_delimiter_token"] == "|"
+
+
+def test_example_transcribes():
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    sf = pytest.importorskip("soundfile")
+    model = transformers.Wav2Vec2ForCTC.from_pretrained(DEMO).eval()
+    proc = transformers.Wav2Vec2Processor.from_pretrained(DEMO)
+    x, sr = sf.read(os.path.join(DEMO, "example.wav"), dtype="float32")
+    assert sr == 16000 and x.ndim == 1 and 4.0 <= len(x) / sr <= 9.0
+    inp = proc(x, sampling_rate=sr, return_tensors="pt")
+    with torch.inference_mode():
+        ids = model(inp.input_values, attention_mask=inp.attention_mask).logits.argmax(-1)
+    hyp = proc.batch_decode(ids)[0]
+    ref = open(os.path.join(DEMO, "example.txt")).read().strip()
+    # character error rate via plain edit distance
+    d = list(range(len(ref) + 1))
+    for i in range(1, len(hyp) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(ref) + 1):
+            cur = d[j]
+            d[j] = min(d[j] + 1, d[j - 1] + 1, prev + (hyp[i - 1] != ref[j - 1]))
+            prev = cur
+    assert d[len(ref)] / len(ref) < 0.5, (hyp, ref)

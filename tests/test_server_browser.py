@@ -124,6 +124,9 @@ def test_browser_page_shows_spoken_words_with_demo_model(fake_mic_wav, tmp_path)
         model = load_model("demo")
     except (CheckpointError, OSError) as exc:
         pytest.skip(f"the packaged demo model is not available yet: {exc}")
+    status = model.source / "STATUS.json"
+    if status.is_file() and json.loads(status.read_text()).get("status") != "trained":
+        pytest.skip(f"the packaged demo model is declared an early checkpoint: {status.read_text().strip()}")
     snapshot = browse(model, fake_mic_wav, tmp_path / "profile")
     words = set(" ".join(snapshot["texts"]).split())
     assert words & {"hello", "from", "the", "browser", "live", "captions"}, snapshot

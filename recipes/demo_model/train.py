@@ -246,7 +246,11 @@ def main():
         config_over = {}
         torch.manual_seed(args.seed)
         model = Wav2Vec2ForCTC(C.model_config(**config_over))
-        if args.init:
+        if args.init and os.path.isdir(args.init):  # an exported HF directory, e.g. xlsr_live/models/demo
+            from transformers import Wav2Vec2ForCTC
+
+            model.load_state_dict(Wav2Vec2ForCTC.from_pretrained(args.init).state_dict())
+        elif args.init:
             model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["model"])
     model.to(device).train()
     nparam = sum(p.numel() for p in model.parameters())

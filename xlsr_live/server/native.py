@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed
 from ..streaming.events import Partial, event_to_dict
 from .options import StreamOptions
 from .outbox import ClientGone, Outbox
-from .session import AudioFormatError, Channel, Closing, InferenceError, RecognitionSession, close_draining
+from .session import AudioFormatError, Channel, Closing, InferenceError, RecognitionSession, flush_then_close
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,7 @@ class NativeConnection:
         await self._close(exc.close_code, exc.code)
 
     async def _close(self, code: int, reason: str) -> None:
-        """Send what is queued, then the close frame (nothing if the client is gone or stopped reading)."""
-        try:
-            await self.outbox.flush()
-        except (ConnectionClosed, ClientGone):
-            return
-        await close_draining(self.websocket, code, reason)
+        await flush_then_close(self.outbox, self.websocket, code, reason)
 
     def _name(self) -> str:
         return self.session.id if self.session else "native"

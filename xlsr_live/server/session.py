@@ -163,6 +163,19 @@ async def close_draining(websocket, code: int, reason: str) -> None:
         drain.cancel()
 
 
+async def flush_then_close(outbox, websocket, code: int, reason: str) -> None:
+    """Send what is queued, then the close frame (nothing if the client is gone or stopped reading)."""
+    from websockets.exceptions import ConnectionClosed
+
+    from .outbox import ClientGone
+
+    try:
+        await outbox.flush()
+    except (ConnectionClosed, ClientGone):
+        return
+    await close_draining(websocket, code, reason)
+
+
 def session_ids():
     """Iterator of short session ids, one counter per server."""
     return (f"s{n}" for n in itertools.count(1))

@@ -17,7 +17,7 @@ from ..streaming.events import Final, Partial
 from .native import CLOSE_INTERNAL, CLOSE_INVALID, CLOSE_NORMAL, CLOSE_POLICY, CLOSING_CODES
 from .options import StreamOptions
 from .outbox import ClientGone, Outbox
-from .session import AudioFormatError, Channel, Closing, InferenceError, RecognitionSession, close_draining
+from .session import AudioFormatError, Channel, Closing, InferenceError, RecognitionSession, flush_then_close
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,7 @@ class VoskConnection:
             log.info("vosk: client went away (%s)", exc)
 
     async def _close(self, code: int, reason: str) -> None:
-        """Send what is queued, then the close frame (nothing if the client is gone or stopped reading)."""
-        try:
-            await self.outbox.flush()
-        except (ConnectionClosed, ClientGone):
-            return
-        await close_draining(self.websocket, code, reason)
+        await flush_then_close(self.outbox, self.websocket, code, reason)
 
     async def _serve(self) -> None:
         while True:

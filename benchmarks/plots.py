@@ -30,26 +30,7 @@ import streaming_bench  # noqa: E402
 
 IMG = ROOT / "docs" / "img"
 RATE = 16_000
-
-
-def word_times(emitted) -> list[dict]:
-    """Per final word: audio span, and emission times of its first partial, stable commit, final."""
-    rows, pending = [], []
-    for when, event in emitted:
-        if event.type == "partial":
-            pending.append((when, event))
-            continue
-        if event.type != "final":
-            continue
-        words = event.text.split()
-        for k, word in enumerate(event.words):
-            covered = len(" ".join(words[: k + 1]))
-            first = next((t for t, p in pending if len(p.text.split()) > k and p.text.split()[k] == words[k]), when)
-            stable = next((t for t, p in pending if len(p.stable) >= covered), when)
-            rows.append({"word": word.word, "start": word.start, "end": word.end,
-                         "first_partial": first, "stable": stable, "final": when})
-        pending = []
-    return rows
+word_times = streaming_bench.word_times  # per-word emission times, shared with the latency benchmark
 
 
 def segments(emitted) -> list[tuple[float, float]]:

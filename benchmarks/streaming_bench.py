@@ -53,34 +53,42 @@ def simulate(model, audio: np.ndarray, options) -> tuple[list[tuple[float, objec
     return emitted, compute + spent
 
 
-def word_latencies(emitted) -> dict:
-    """Per final word: time to first appearance in a partial and to becoming stable."""
-    first, stable, flicker, partials, violations = [], [], 0, 0, 0
-    pending = []  # partials of the current utterance
+def word_times(emitted) -> list[dict]:
+    """Per final word: audio span, and emission times of its first partial, stable commit, final."""
+    rows, pending = [], []
     for when, event in emitted:
         if event.type == "partial":
             pending.append((when, event))
             continue
         if event.type != "final":
             continue
-        final_words = event.text.split()
-        previous_text, previous_stable = "", ""
-        for _, partial in pending:
-            partials += 1
-            text = partial.text
-            flicker += not text.startswith(previous_text)
-            violations += not partial.stable.startswith(previous_stable)
-            previous_text, previous_stable = text, partial.stable
-        violations += not event.text.startswith(previous_stable)
+        words = event.text.split()
         for k, word in enumerate(event.words):
-            seen = next((t for t, p in pending if len(p.text.split()) > k and p.text.split()[k] == final_words[k]),
-                        when)
-            covered = len(" ".join(final_words[: k + 1]))
-            settled = next((t for t, p in pending if len(p.stable) >= covered), when)
-            first.append(seen - word.end)
-            stable.append(settled - word.end)
+            covered = len(" ".join(words[: k + 1]))
+            first = next((t for t, p in pending if len(p.text.split()) > k and p.text.split()[k] == words[k]), when)
+            stable = next((t for t, p in pending if len(p.stable) >= covered), when)
+            rows.append({"word": word.word, "start": word.start, "end": word.end,
+                         "first_partial": first, "stable": stable, "final": when})
         pending = []
-    return {"first_partial": first, "stable": stable, "flicker_rate": flicker / max(partials, 1),
+    return rows
+
+
+def word_latencies(emitted) -> dict:
+    """Per final word: time to first appearance in a partial and to becoming stable; flicker."""
+    flicker, partials, violations = 0, 0, 0
+    previous_text, previous_stable = "", ""
+    for _, event in emitted:
+        if event.type == "partial":
+            partials += 1
+            flicker += not event.text.startswith(previous_text)
+            violations += not event.stable.startswith(previous_stable)
+            previous_text, previous_stable = event.text, event.stable
+        elif event.type == "final":
+            violations += not event.text.startswith(previous_stable)
+            previous_text, previous_stable = "", ""
+    rows = word_times(emitted)
+    return {"first_partial": [r["first_partial"] - r["end"] for r in rows],
+            "stable": [r["stable"] - r["end"] for r in rows], "flicker_rate": flicker / max(partials, 1),
             "partials": partials, "stable_rewrites": violations}
 
 

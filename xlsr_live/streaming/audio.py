@@ -107,17 +107,23 @@ def audio_info_seconds(path: str | os.PathLike) -> float:
     return info.frames / info.samplerate
 
 
-def iter_audio_blocks(path: str | os.PathLike, block_seconds: float = 30.0):
-    """Yield 16 kHz float32 mono blocks of a file, so memory stays bounded for long recordings."""
+def open_audio(path: str | os.PathLike):
+    """An open soundfile.SoundFile; AudioError naming the file if it is missing or unreadable."""
     import soundfile
 
     if not os.path.isfile(path):
         raise AudioError(f"{path}: no such file")
     try:
-        handle = soundfile.SoundFile(str(path))
+        return soundfile.SoundFile(str(path))
     except (RuntimeError, OSError, soundfile.LibsndfileError) as exc:
         raise AudioError(f"{path}: cannot read audio: {exc}") from exc
-    with handle:
+
+
+def iter_audio_blocks(path: str | os.PathLike, block_seconds: float = 30.0):
+    """Yield 16 kHz float32 mono blocks of a file, so memory stays bounded for long recordings."""
+    import soundfile
+
+    with open_audio(path) as handle:
         if handle.frames == 0:
             raise AudioError(f"{path}: the file holds no audio samples")
         resampler = StreamResampler(handle.samplerate)

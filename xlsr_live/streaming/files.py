@@ -8,7 +8,7 @@ import time
 from typing import Iterator
 
 from ..model.loader import LoadedModel
-from .audio import AudioError, to_float32
+from .audio import AudioError, open_audio, to_float32
 from .events import Event
 from .options import StreamingOptions
 from .recognizer import StreamingRecognizer
@@ -28,11 +28,7 @@ def stream_file(
     """
     import soundfile
 
-    try:
-        handle = soundfile.SoundFile(str(path))
-    except (RuntimeError, OSError, soundfile.LibsndfileError) as exc:
-        raise AudioError(f"{path}: cannot read audio: {exc}") from exc
-    with handle:
+    with open_audio(path) as handle:
         rate = handle.samplerate
         recognizer = StreamingRecognizer(model, options, sample_rate=rate)
         block = max(1, rate * block_ms // 1000)

@@ -44,6 +44,17 @@ def test_serve_parser_builds_server_options():
         0, "vosk", False, ("http://a",), "t")
     with pytest.raises(ValueError, match="max_batch=0"):
         serve_cli.server_options(serve_cli.build_parser().parse_args(["--max-batch", "0"]))
+    with pytest.raises(ValueError, match="busy_wait_ms=-1"):
+        serve_cli.server_options(serve_cli.build_parser().parse_args(["--busy-wait-ms", "-1"]))
+
+
+def test_serve_parser_window_flags_reach_streaming_options():
+    """--chunk-ms, --left-context-ms and --context change only the engine's window options."""
+    args = serve_cli.build_parser().parse_args(["--left-context-ms", "1000", "--context", "kv_cache"])
+    window = serve_cli.streaming_options(args).window
+    assert (window.chunk_ms, window.left_context_ms, window.lookahead_ms, window.context) == (1000, 1000, 400, "kv_cache")
+    with pytest.raises(ValueError, match="left_context_ms"):
+        serve_cli.streaming_options(serve_cli.build_parser().parse_args(["--left-context-ms", "1001"]))
 
 
 def test_client_cli_streams_file_and_prints_jsonl(tiny_model, speech_wav):

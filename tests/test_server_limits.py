@@ -41,7 +41,7 @@ def test_healthz_metrics_and_page():
         return [await asyncio.to_thread(http_get, base + path) for path in ("/healthz", "/metrics", "/", "/nope")]
 
     health, metrics, page, missing = run_server(FakeEngine(), client)
-    assert health[0] == 200 and json.loads(health[2]) == {"status": "ok", "active_sessions": 0}
+    assert health[0] == 200 and json.loads(health[2]) == {"status": "ok", "active_sessions": 0, "busy": False}
     assert metrics[0] == 200 and metrics[1].startswith("text/plain; version=0.0.4")
     for series in ("xlsr_live_active_sessions 0", "xlsr_live_sessions_total 1", "xlsr_live_audio_seconds_total 0.6",
                    "xlsr_live_real_time_factor", 'xlsr_live_batch_size_bucket{le="+Inf"} 6', "xlsr_live_queue_depth 0",
@@ -124,3 +124,47 @@ def test_tls_with_cert_and_key(tmp_path):
             return json.loads(await ws.recv())["type"]
 
     assert run_server(FakeEngine(), client, tls_cert=str(cert), tls_key=str(key)) == "ready"
+
+
+class SlowEngine(FakeEngine):
+    """A FakeEngine whose every forward pass takes `delay` seconds (a model slower than real time)."""
+
+    def __init__(self, delay):
+        super().__init__()
+        self.delay = delay
+
+    def run_jobs(self, jobs):
+        import time
+
+        time.sleep(self.delay)
+        return super().run_jobs(jobs)
+
+
+def test_busy_server_refuses_new_sessions_and_keeps_open_ones():
+    """Windows waiting longer than busy_wait_ms: new handshakes get 503, open sessions finish intact."""
+    audio = level_audio([3] * 20)
+
+    async def stream(ws):
+        await ws.send(json.dumps({"type": "start"}))
+        for block in (audio[i:i + 1600] for i in range(0, audio.size, 1600)):
+            await ws.send(block.tobytes())
+        await ws.send(json.dumps({"type": "end"}))
+        return [json.loads(m) async for m in ws]
+
+    async def client(server):
+        sockets = [await connect(server.url) for _ in range(4)]
+        streams = [asyncio.ensure_future(stream(ws)) for ws in sockets]
+        for _ in range(200):  # until the moving average of window waits passes the limit
+            if server.ctx.batcher.recent_wait > 0.1:
+                break
+            await asyncio.sleep(0.05)
+        busy = await refused_status(server.url)
+        health = json.loads(await asyncio.to_thread(lambda: http_get(server.url.replace("ws", "http", 1) + "/healthz")[2]))
+        replies = await asyncio.gather(*streams)
+        return busy, health, replies, server.ctx.metrics.rejected_busy_total
+
+    busy, health, replies, rejected = run_server(SlowEngine(0.1), client, batching=False, busy_wait_ms=100)
+    assert busy == 503 and health["busy"] is True and rejected == 1
+    for messages in replies:
+        assert messages[-1]["type"] == "end_of_stream" and messages[-1]["samples"] == audio.size
+        assert len([m for m in messages if m["type"] == "final"]) == 4

@@ -110,7 +110,7 @@ class Builder:
             x = C.reverb(x, nrng)
         if rng.random() < 0.12 * aug:
             x = C.telephone(x, nrng)
-        if rng.random() < 0.6 * aug or not text:
+        if rng.random() < 0.45 * aug or not text:
             kind = rng.random()
             if kind < 0.4:
                 noise = nrng.standard_normal(len(x)).astype(np.float32)
@@ -125,7 +125,7 @@ class Builder:
             if not text:
                 x = x + noise * rng.uniform(0.0, 0.3)
             else:
-                x = C.add_noise(x, noise, rng.uniform(0, 30))
+                x = C.add_noise(x, noise, rng.uniform(5, 35))
         x = x + self.np.standard_normal(len(x)).astype(np.float32) * 1e-4 * rng.random()
         return C.normalise(x), text
 

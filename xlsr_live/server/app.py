@@ -64,6 +64,7 @@ class SpeechServer:
         batcher = MicroBatcher(engine.run_jobs, options.max_batch, options.max_wait_ms, options.batching,
                                on_batch=self._on_batch)
         metrics.queue_depth = lambda: batcher.queue_depth
+        metrics.queue_wait = lambda: batcher.recent_wait
         self.ctx = ServiceContext(options, engine, batcher, metrics, asyncio.Event(), session_ids())
         self._tasks: set[asyncio.Task] = set()
         self._per_address: collections.Counter[str] = collections.Counter()

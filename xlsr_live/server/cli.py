@@ -28,8 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     model = parser.add_argument_group("model")
     model.add_argument("--model", default="demo", help="checkpoint directory, hub id or 'demo' (default: demo)")
     model.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
-    model.add_argument("--dtype", default="float32", help="float32, float16 or bfloat16 (default: float32)")
+    model.add_argument("--dtype", default="float32",
+                       help="float32, float16, bfloat16 or int8 (dynamic, CPU) (default: float32)")
     model.add_argument("--chunk-ms", type=int, default=None, help="committed audio per window (engine default)")
+    model.add_argument("--left-context-ms", type=int, default=None, help="left context per window (engine default)")
+    model.add_argument("--context", choices=("recompute", "kv_cache"), default=None,
+                       help="recompute the left context (exact) or cache its keys/values (faster, approximate)")
     model.add_argument("--lm", default=None, metavar="ARPA_OR_BIN", help="KenLM model: beam search with an LM")
     net = parser.add_argument_group("network")
     net.add_argument("--host", default=defaults.host, help=f"interface to bind (default: {defaults.host})")
@@ -49,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                        help="longest wait for a batch to fill after its first window")
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-connections", type=int, default=defaults.max_connections)
+    limits.add_argument("--busy-wait-ms", type=float, default=defaults.busy_wait_ms,
+                        help="refuse new sessions (503) while windows wait longer than this for the model"
+                             f" (0: never; default: {defaults.busy_wait_ms:g})")
     limits.add_argument("--max-connections-per-address", type=int, default=defaults.max_connections_per_address,
                         help="per client IP (0: no limit, e.g. behind a proxy)")
     limits.add_argument("--max-message-bytes", type=int, default=defaults.max_message_bytes)
@@ -70,6 +77,7 @@ def server_options(args: argparse.Namespace) -> ServerOptions:
     return ServerOptions(
         host=args.host, port=args.port, protocol=args.protocol, batching=not args.no_batching,
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_connections=args.max_connections,
+        busy_wait_ms=args.busy_wait_ms,
         max_connections_per_address=args.max_connections_per_address, send_timeout_s=args.send_timeout,
         max_message_bytes=args.max_message_bytes, idle_timeout_s=args.idle_timeout,
         session_timeout_s=args.session_timeout, token=args.token or None,
@@ -81,8 +89,10 @@ def streaming_options(args: argparse.Namespace):
     from ..streaming.options import DecoderOptions, StreamingOptions
 
     options = StreamingOptions()
-    if args.chunk_ms is not None:
-        options = dataclasses.replace(options, window=dataclasses.replace(options.window, chunk_ms=args.chunk_ms))
+    window = {name: value for name, value in (("chunk_ms", args.chunk_ms), ("left_context_ms", args.left_context_ms),
+                                               ("context", args.context)) if value is not None}
+    if window:
+        options = dataclasses.replace(options, window=dataclasses.replace(options.window, **window))
     if args.lm is not None:
         options = dataclasses.replace(options, decoder=DecoderOptions(kind="beam", kenlm_path=args.lm))
     return options

@@ -1,5 +1,5 @@
 """Plain HTTP routes next to the websocket endpoints: page, static files, /healthz, /metrics;
-plus the handshake checks: shutdown, connection limit, bearer token."""
+plus the handshake checks: shutdown, connection limit, admission control, bearer token."""
 
 from __future__ import annotations
 
@@ -88,6 +88,10 @@ class Router:
         if self.active_count() >= self.ctx.options.max_connections:
             self.ctx.metrics.rejected_total += 1
             return text_response(503, "too many connections\n", {"Retry-After": "5"})
+        if self._busy():
+            self.ctx.metrics.rejected_total += 1
+            self.ctx.metrics.rejected_busy_total += 1
+            return text_response(503, "server busy: it is behind real time\n", {"Retry-After": "5"})
         per_address = self.ctx.options.max_connections_per_address
         peer = connection.remote_address
         if per_address and self.address_count(str(peer[0]) if peer else "") >= per_address:
@@ -98,10 +102,16 @@ class Router:
             return text_response(401, "missing or wrong token\n", {"WWW-Authenticate": "Bearer"})
         return None
 
+    def _busy(self) -> bool:
+        """Admission control: windows wait longer than `busy_wait_ms` for the model on average."""
+        limit = self.ctx.options.busy_wait_ms / 1000.0
+        return limit > 0 and self.ctx.batcher.recent_wait > limit
+
     def _http(self, path: str) -> Response:
         if path == "/healthz":
             state = "shutting_down" if self.ctx.shutdown.is_set() else "ok"
-            body = json.dumps({"status": state, "active_sessions": self.active_count()}) + "\n"
+            body = json.dumps({"status": state, "active_sessions": self.active_count(),
+                               "busy": self._busy()}) + "\n"
             return response(503 if state != "ok" else 200, body.encode(), "application/json")
         if path == "/metrics":
             return response(200, self.ctx.metrics.render().encode(), CONTENT_TYPE)

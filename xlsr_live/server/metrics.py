@@ -49,8 +49,10 @@ class Histogram:
 class Metrics:
     """Counters and gauges of one server; `render` writes them for /metrics."""
 
-    def __init__(self, queue_depth: Callable[[], int] = lambda: 0):
+    def __init__(self, queue_depth: Callable[[], int] = lambda: 0, queue_wait: Callable[[], float] = lambda: 0.0):
         self.queue_depth = queue_depth
+        self.queue_wait = queue_wait
+        self.rejected_busy_total = 0
         self.active_sessions = 0
         self.sessions_total = 0
         self.rejected_total = 0
@@ -98,6 +100,10 @@ class Metrics:
         scalar("xlsr_live_dropped_partials_total", "counter", "Stale partials dropped for slow readers.",
                self.dropped_partials_total)
         scalar("xlsr_live_queue_depth", "gauge", "Windows waiting for a batch.", self.queue_depth())
+        scalar("xlsr_live_queue_wait_seconds", "gauge",
+               "Moving average of how long windows wait for the model (admission control).", self.queue_wait())
+        scalar("xlsr_live_rejected_busy_total", "counter",
+               "Connections refused because the server was behind real time.", self.rejected_busy_total)
         lines.extend(self.batch_size.render())
         lines.extend(self.partial_latency.render())
         return "\n".join(lines) + "\n"

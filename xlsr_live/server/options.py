@@ -21,6 +21,9 @@ class ServerOptions:
     max_batch: int = 16
     max_wait_ms: float = 10.0
     max_connections: int = 64
+    # admission control: refuse new sessions (503) while windows wait longer than this for the
+    # model on average (the server is behind real time); 0 turns it off
+    busy_wait_ms: float = 2000.0
     max_connections_per_address: int = 16  # 0: no per-address limit (e.g. behind a proxy)
     max_message_bytes: int = 1 << 20
     receive_queue: int = 4  # audio messages websockets may buffer per connection before TCP pushes back
@@ -47,7 +50,7 @@ class ServerOptions:
             raise ValueError(f"max_connections_per_address={self.max_connections_per_address} must not be negative")
         if self.send_timeout_s <= 0:
             raise ValueError(f"send_timeout_s={self.send_timeout_s} must be positive")
-        for name in ("max_wait_ms", "idle_timeout_s", "session_timeout_s", "shutdown_grace_s"):
+        for name in ("max_wait_ms", "busy_wait_ms", "idle_timeout_s", "session_timeout_s", "shutdown_grace_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must not be negative")
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -258,6 +258,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--lookahead-s", type=float, default=0.4, help="engine lookahead")
     parser.add_argument("--chunk-ms", type=int, default=1000, help="engine chunk")
     parser.add_argument("--left-context-ms", type=int, default=3000, help="engine left context")
+    parser.add_argument("--context", choices=("recompute", "kv_cache"), default="recompute", help="engine context")
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads in the server")
@@ -286,14 +287,14 @@ def main(argv=None) -> None:
     from xlsr_live.streaming.options import StreamingOptions, WindowOptions
 
     window = WindowOptions(chunk_ms=args.chunk_ms, left_context_ms=args.left_context_ms,
-                           lookahead_ms=round(args.lookahead_s * 1000))
+                           lookahead_ms=round(args.lookahead_s * 1000), context=args.context)
     engine = ModelEngine(load_model(args.model, dtype=args.dtype), StreamingOptions(window=window))
     deadline = time.monotonic() + args.budget_s
     print(f"model {args.model} ({args.dtype}), {args.seconds:g} s per stream, clients: {args.clients}, "
           f"window left/chunk/lookahead {args.left_context_ms}/{args.chunk_ms}/{round(args.lookahead_s * 1000)} ms")
     print(HEADER)
     runs = {mode: ramp(engine, mode == "on", args, offsets, wav, deadline) for mode in args.modes}
-    report = {"model": args.model, "dtype": args.dtype, "feature_thread": args.feature_thread,
+    report = {"model": args.model, "dtype": args.dtype, "context": args.context, "feature_thread": args.feature_thread,
               "threads": args.threads, "workers": args.workers,
               "seconds_per_stream": args.seconds, "window_ms": [args.left_context_ms, args.chunk_ms,
                                                                round(args.lookahead_s * 1000)],

@@ -44,12 +44,13 @@ def model_path(name: str) -> str:
     return str(write_random_checkpoint(Path(tempfile.mkdtemp(prefix="load-tiny-"))))
 
 
-def start_server(model: str, connections: int) -> tuple[subprocess.Popen, str]:
-    """The server process and its ws:// URL (read from its first line of output)."""
+def start_server(model: str, connections: int, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
+    """The server process and its ws:// URL (read from its first line of output); `extra`: more
+    `xlsr-live serve` flags (e.g. --context kv_cache)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     proc = subprocess.Popen([sys.executable, "-m", "xlsr_live.server.cli", "--model", model, "--port", "0",
                              "--max-connections", str(connections + 8), "--max-connections-per-address", "0",
-                             "--log-level", "WARNING"], stdout=subprocess.PIPE, env=env, text=True)
+                             "--log-level", "WARNING", *extra], stdout=subprocess.PIPE, env=env, text=True)
     line = proc.stdout.readline()
     if " on " not in line:
         proc.kill()
@@ -118,7 +119,7 @@ def summarise(results: list, args) -> dict:
     samples_equal = sum(r["samples_received"] == r["samples_sent"] for r in ok)
     finals_complete = sum(r["final"] == r["speech_start"] and r["last"] == "end_of_stream" for r in ok)
     clean = sum(r["close"] == 1000 for r in ok)
-    return {"model": args.model, "connections": args.connections, "seconds": args.seconds,
+    return {"model": args.model, "serve_args": args.serve_args, "connections": args.connections, "seconds": args.seconds,
             "sessions_ok": len(ok), "failures": failures, "samples_equal": samples_equal,
             "finals_complete": finals_complete, "clean_close": clean, "finals": sum(r["final"] for r in ok),
             "partials": len(latencies), "errors": sum(r["error"] for r in ok),
@@ -133,10 +134,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=60.0, help="audio per session, sent at real time")
     parser.add_argument("--out", default=str(RESULTS / "load_soak.json"))
+    parser.add_argument("--serve-args", default="", help="more flags for the server, e.g. '--context kv_cache'")
     args = parser.parse_args()
     if args.connections < 1 or args.seconds <= 0:
         raise ValueError(f"--connections {args.connections} and --seconds {args.seconds} must be positive")
-    proc, url = start_server(model_path(args.model), args.connections)
+    proc, url = start_server(model_path(args.model), args.connections, args.serve_args.split())
     try:
         started = time.perf_counter()
         results = asyncio.run(run_clients(url, args.connections, args.seconds, loop_audio()))

@@ -111,7 +111,9 @@ class Builder:
         if rng.random() < 0.12 * aug:
             x = C.telephone(x, nrng)
         if rng.random() < 0.45 * aug or not text:
-            kind = rng.random()
+            # noise-only examples (empty transcript) never get babble: after normalisation the
+            # babble would be clear speech labelled as nothing
+            kind = rng.random() * (0.7 if not text else 1.0)
             if kind < 0.4:
                 noise = nrng.standard_normal(len(x)).astype(np.float32)
             elif kind < 0.7:

@@ -10,10 +10,12 @@ import asyncio
 import dataclasses
 import logging
 import sys
-from typing import Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Optional, Sequence, TextIO
 
 from .captions import CaptionPrinter
-from .stream import ClientOptions, StreamResult, paced, recognize, split_blocks
+
+if TYPE_CHECKING:  # numpy and websockets load only when the client runs (fast `xlsr-live` start-up)
+    from .stream import StreamResult
 
 log = logging.getLogger(__name__)
 HELP = "stream audio files or the microphone to an xlsr-live server"
@@ -22,6 +24,7 @@ HELP = "stream audio files or the microphone to an xlsr-live server"
 def file_blocks(path: str, speed: float):
     """100 ms int16 blocks of a file at 16 kHz, paced at `speed` x real time."""
     from ..streaming.audio import iter_audio_blocks
+    from .stream import paced, split_blocks
 
     def blocks():
         for big in iter_audio_blocks(path, block_seconds=10.0):
@@ -75,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def stream_all(args: argparse.Namespace, out: TextIO) -> list[StreamResult]:
     """Stream every file (one stream each, in order) or the microphone."""
+    from .stream import ClientOptions, recognize
+
     base = ClientOptions(partials=not args.no_partials, hotwords=tuple(args.hotword), token=args.token)
     if args.mic:
         stop = asyncio.Event()

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import time
 
@@ -290,10 +291,13 @@ def main():
                     "torch_rng": torch.get_rng_state(), "args": vars(args)}, tmp)
         os.replace(tmp, ck_path)
 
+    stop = []  # SIGTERM / SIGINT: save a checkpoint after the current step and exit
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.append(True))
     t_ck = time.time()
     t_log, audio_s, loss_acc, n_acc = time.time(), 0.0, 0.0, 0
     for xs, am, lab, texts in dl:
-        if step >= args.max_steps:
+        if step >= args.max_steps or stop:
             break
         lr = C.cosine_lr(step, args.lr, args.warmup, args.total_steps)
         for g in opt.param_groups:

@@ -88,7 +88,10 @@ async def run_level(engine, n: int, batching: bool, args, offsets: list[float], 
     from xlsr_live.server.options import ServerOptions
 
     options = ServerOptions(port=0, batching=batching, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-                            max_connections=max(64, n + 8), idle_timeout_s=300.0)
+                            max_connections=max(64, n + 8), idle_timeout_s=300.0,
+                            # every client connects from 127.0.0.1, and the ramp must find where the
+                            # server breaks: no per-address limit, no admission control
+                            max_connections_per_address=0, busy_wait_ms=0)
     spec = {"wav": str(wav), "offsets_s": offsets[:n], "seconds": args.seconds, "speed": 1.0,
             "stagger_s": args.stagger_s, "lookahead_s": args.lookahead_s, "grace_s": args.grace_s}
     server = SpeechServer(engine, options)

@@ -91,12 +91,10 @@ async def run_level(engine, n: int, batching: bool, args, offsets: list[float], 
                             max_connections=max(64, n + 8), idle_timeout_s=300.0,
                             # every client connects from 127.0.0.1, and the ramp must find where the
                             # server breaks: no per-address limit, no admission control
-                            max_connections_per_address=0, busy_wait_ms=0)
+                            max_connections_per_address=0, busy_wait_ms=0, workers=args.workers)
     spec = {"wav": str(wav), "offsets_s": offsets[:n], "seconds": args.seconds, "speed": 1.0,
             "stagger_s": args.stagger_s, "lookahead_s": args.lookahead_s, "grace_s": args.grace_s}
     server = SpeechServer(engine, options)
-    if args.workers > 1:
-        parallel_batches(server.ctx.batcher, args.workers)
     async with server:
         if args.feature_thread:
             separate_feature_thread(server.ctx.batcher)
@@ -131,48 +129,6 @@ def separate_feature_thread(batcher) -> None:
         return await asyncio.get_running_loop().run_in_executor(executor, fn)
 
     batcher.call = call
-
-
-def parallel_batches(batcher, workers: int) -> None:
-    """Experiment: up to `workers` batches in flight on as many threads (MicroBatcher runs one at a
-    time); patches the batcher's private loop before it starts. next_job shares the same threads."""
-    import concurrent.futures
-
-    batcher._executor = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="xlsr-batch")
-    slots = asyncio.Semaphore(workers)
-
-    async def one(batch) -> None:
-        try:
-            results = await asyncio.get_running_loop().run_in_executor(
-                batcher._executor, batcher.run_batch, [p.job for p in batch])
-            if batcher.on_batch is not None:
-                batcher.on_batch(_stats(len(batch)))
-            for pending, result in zip(batch, results):
-                if not pending.future.done():
-                    pending.future.set_result(result)
-        except Exception as exc:  # noqa: BLE001 - every waiting session must hear about it
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(exc)
-        finally:
-            slots.release()
-
-    async def run() -> None:
-        while True:
-            await slots.acquire()
-            batch = await batcher._gather()
-            if batch:
-                asyncio.get_running_loop().create_task(one(batch))
-            else:
-                slots.release()
-
-    batcher._run = run
-
-
-def _stats(size: int):
-    from xlsr_live.server.batcher import BatchStats
-
-    return BatchStats(size, 0.0, 0)  # compute time is not attributable with overlapping batches
 
 
 async def _client_process(spec: dict) -> dict:
@@ -265,7 +221,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-batch", type=int, default=16)
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads in the server")
-    parser.add_argument("--workers", type=int, default=1, help="experiment: batches in flight (server: 1)")
+    parser.add_argument("--workers", type=int, default=1, help="batches in flight (ServerOptions.workers)")
     parser.add_argument("--feature-thread", action="store_true",
                         help="experiment: next_job (conv features) on its own thread, not the batch worker")
     parser.add_argument("--budget-s", type=float, default=1800.0, help="stop starting levels after this")

@@ -117,3 +117,51 @@ def test_bad_max_batch_is_refused(max_batch):
     """max_batch below 1 raises a ValueError naming it."""
     with pytest.raises(ValueError, match=f"max_batch={max_batch}"):
         MicroBatcher(list, max_batch=max_batch)
+
+
+def test_two_workers_run_two_batches_at_once():
+    """With workers=2 a second batch runs while the first is still blocked in the model."""
+    gate, first_entered = threading.Event(), threading.Event()
+
+    def model(jobs):
+        if jobs == ["slow"]:
+            first_entered.set()
+            assert gate.wait(10), "the test never opened the gate"
+        return [job.upper() for job in jobs]
+
+    async def main():
+        batcher = MicroBatcher(model, max_batch=1, max_wait_ms=0, workers=2)
+        batcher.start()
+        try:
+            slow = asyncio.ensure_future(batcher.submit("slow"))
+            await asyncio.to_thread(first_entered.wait, 10)
+            fast = await asyncio.wait_for(batcher.submit("fast"), 10)  # the other worker serves it
+            gate.set()
+            return fast, await slow
+        finally:
+            gate.set()
+            await batcher.stop()
+
+    assert run(main()) == ("FAST", "SLOW")
+    with pytest.raises(ValueError, match="workers=0"):
+        MicroBatcher(lambda jobs: jobs, workers=0)
+
+
+def test_stop_waits_for_batches_in_flight():
+    """stop() lets a batch that is running finish and deliver its result."""
+    entered = threading.Event()
+
+    def model(jobs):
+        entered.set()
+        time.sleep(0.2)
+        return list(jobs)
+
+    async def main():
+        batcher = MicroBatcher(model, max_batch=4, max_wait_ms=0, workers=2)
+        batcher.start()
+        job = asyncio.ensure_future(batcher.submit("x"))
+        await asyncio.to_thread(entered.wait, 10)
+        await batcher.stop()
+        return await job
+
+    assert run(main()) == "x"

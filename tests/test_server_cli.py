@@ -44,6 +44,9 @@ def test_serve_parser_builds_server_options():
         0, "vosk", False, ("http://a",), "t")
     with pytest.raises(ValueError, match="max_batch=0"):
         serve_cli.server_options(serve_cli.build_parser().parse_args(["--max-batch", "0"]))
+    assert options.workers == serve_cli.default_workers("cpu") == max(1, min(4, os.cpu_count()))
+    assert serve_cli.server_options(serve_cli.build_parser().parse_args(["--device", "cuda"])).workers == 1
+    assert serve_cli.server_options(serve_cli.build_parser().parse_args(["--workers", "3"])).workers == 3
     with pytest.raises(ValueError, match="busy_wait_ms=-1"):
         serve_cli.server_options(serve_cli.build_parser().parse_args(["--busy-wait-ms", "-1"]))
 

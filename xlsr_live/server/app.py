@@ -62,7 +62,7 @@ class SpeechServer:
         self.options = options
         metrics = Metrics()
         batcher = MicroBatcher(engine.run_jobs, options.max_batch, options.max_wait_ms, options.batching,
-                               on_batch=self._on_batch)
+                               on_batch=self._on_batch, workers=options.workers)
         metrics.queue_depth = lambda: batcher.queue_depth
         metrics.queue_wait = lambda: batcher.recent_wait
         self.ctx = ServiceContext(options, engine, batcher, metrics, asyncio.Event(), session_ids())
@@ -101,8 +101,8 @@ class SpeechServer:
             process_request=Router(self.ctx, self._active, self._per_address.__getitem__),
             origins=origins, max_size=self.options.max_message_bytes, max_queue=self.options.receive_queue,
             ssl=tls_context(self.options), ping_interval=20, ping_timeout=20, close_timeout=5)
-        log.info("listening on %s (protocol %s, batching %s)", self.url, self.options.protocol,
-                 "on" if self.options.batching else "off")
+        log.info("listening on %s (protocol %s, batching %s, %d worker%s)", self.url, self.options.protocol,
+                 "on" if self.options.batching else "off", self.options.workers, "s" * (self.options.workers > 1))
         return self
 
     def _active(self) -> int:

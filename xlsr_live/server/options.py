@@ -20,6 +20,7 @@ class ServerOptions:
     batching: bool = True
     max_batch: int = 16
     max_wait_ms: float = 10.0
+    workers: int = 1  # batches in flight at once, each on its own thread (CPU: one per core, 1 torch thread each)
     max_connections: int = 64
     # admission control: refuse new sessions (503) while windows wait longer than this for the
     # model on average (the server is behind real time); 0 turns it off
@@ -43,7 +44,7 @@ class ServerOptions:
             raise ValueError(f"protocol {self.protocol!r} is not one of {PROTOCOLS}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is outside 0..65535")
-        for name in ("max_batch", "max_connections", "max_message_bytes", "receive_queue", "max_queued_messages"):
+        for name in ("max_batch", "workers", "max_connections", "max_message_bytes", "receive_queue", "max_queued_messages"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
         if self.max_connections_per_address < 0:

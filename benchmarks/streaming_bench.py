@@ -103,8 +103,13 @@ def run_config(model, audio, spec: str, offline_text: str, reference: str) -> di
 
     from xlsr_live.streaming.options import StreamingOptions, WindowOptions
 
-    chunk, left, ahead = (int(v) for v in spec.split("/"))
-    options = StreamingOptions(window=WindowOptions(chunk_ms=chunk, left_context_ms=left, lookahead_ms=ahead))
+    parts = spec.split("/")
+    if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] != "kv"):
+        raise ValueError(f"config {spec!r}: expected chunk/left/lookahead in ms, optionally /kv")
+    chunk, left, ahead = (int(v) for v in parts[:3])
+    context = "kv_cache" if len(parts) == 4 else "recompute"
+    options = StreamingOptions(window=WindowOptions(chunk_ms=chunk, left_context_ms=left, lookahead_ms=ahead,
+                                                    context=context))
     emitted, compute = simulate(model, audio, options)
     streamed = " ".join(e.text for _, e in emitted if e.type == "final" and e.text)
     lat = word_latencies(emitted)
@@ -129,7 +134,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--configs", nargs="+", default=["1000/3000/400", "500/2000/300", "1000/1000/400",
                                                          "2000/3000/400", "1000/3000/0"],
-                        help="chunk/left-context/lookahead in ms")
+                        help="chunk/left-context/lookahead in ms; a /kv suffix caches the left context's keys/values")
     parser.add_argument("--out", default=str(RESULTS / "streaming.json"))
     args = parser.parse_args()
     path, segments = heldout.load(args.minutes)

@@ -171,7 +171,7 @@ def test_state_bounded(tiny_model):
 
 def test_key_value_cache_keeps_last_frames():
     """append keeps the newest max_frames per layer, oldest first."""
-    cache = KeyValueCache(5)
+    cache = KeyValueCache(5, storage_dtype=None)
     for start in (0, 3, 6):
         frames = torch.arange(start, start + 3, dtype=torch.float32)[None, :, None]  # (h=1, 3, d=1)
         cache.append([(frames, -frames)])
@@ -179,6 +179,18 @@ def test_key_value_cache_keeps_last_frames():
     assert keys.flatten().tolist() == [4, 5, 6, 7, 8]
     assert values.flatten().tolist() == [-4, -5, -6, -7, -8]
     assert cache.nbytes == 2 * 5 * 4
+
+
+def test_key_value_cache_stores_half_precision_and_returns_compute_dtype():
+    """By default keys/values are kept in float16 (half the bytes) and come back as float32."""
+    cache = KeyValueCache(4)
+    frames = torch.linspace(-3, 3, 8, dtype=torch.float32).reshape(2, 4, 1)  # (h=2, 4, d=1)
+    cache.append([(frames, 2 * frames)])
+    keys, values = cache.memory()[0]
+    assert keys.dtype == values.dtype == torch.float32
+    torch.testing.assert_close(keys, frames, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(values, 2 * frames, rtol=1e-3, atol=1e-3)
+    assert cache.nbytes == 2 * 8 * 2
 
 
 def test_fused_qkv_is_exact(tiny_model):

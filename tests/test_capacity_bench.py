@@ -76,8 +76,8 @@ def test_summarise_fails_a_level_with_an_incomplete_stream():
     assert row["latency_p95"] < 1.0 and row["complete_streams"] == 1 and not row["passed"]
 
 
-def test_parallel_batches_experiment_still_delivers_every_result():
-    """With two batches in flight (the --workers experiment) every stream still gets its final."""
+def test_two_workers_still_deliver_every_result():
+    """With two batches in flight (ServerOptions(workers=2)) every stream still gets its final."""
     import asyncio
 
     from xlsr_live.server.app import SpeechServer
@@ -87,8 +87,7 @@ def test_parallel_batches_experiment_still_delivers_every_result():
     engine = FakeEngine()
 
     async def main():
-        server = SpeechServer(engine, ServerOptions(port=0))
-        capacity.parallel_batches(server.ctx.batcher, 2)
+        server = SpeechServer(engine, ServerOptions(port=0, workers=2))
         async with server:
             return await cc.run_clients(server.url, clips, speed=0, stagger_s=0.0, grace_s=30.0)
 

@@ -296,40 +296,44 @@ def main():
         signal.signal(sig, lambda *_: stop.append(True))
     t_ck = time.time()
     t_log, audio_s, loss_acc, n_acc = time.time(), 0.0, 0.0, 0
-    for xs, am, lab, texts in dl:
-        if step >= args.max_steps or stop:
-            break
-        lr = C.cosine_lr(step, args.lr, args.warmup, args.total_steps)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        xs, am, lab = xs.to(device), am.to(device), lab.to(device)
-        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=args.bf16):
-            out = model(xs, attention_mask=am, labels=lab)
-        loss = out.loss.float()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        if torch.isfinite(gn):
-            opt.step()
-        step += 1
-        audio_s += am.sum().item() / C.SR
-        loss_acc += loss.item(); n_acc += 1
-        if step % args.log_every == 0:
-            dt = time.time() - t_log
-            print(json.dumps({"step": step, "loss": round(loss_acc / n_acc, 4), "lr": round(lr, 6),
-                              "gnorm": round(float(gn), 3), "steps_per_s": round(n_acc / dt, 4),
-                              "audio_s_per_s": round(audio_s / dt, 2), "bs": xs.shape[0],
-                              "len_s": round(xs.shape[1] / C.SR, 2),
-                              "time": time.strftime("%H:%M:%S")}), flush=True)
-            t_log, audio_s, loss_acc, n_acc = time.time(), 0.0, 0.0, 0
-        if step % args.dev_every == 0:
-            cer, wer, hyp, ref = dev_cer(model, dev, device)
-            print(json.dumps({"step": step, "dev_cer": round(cer, 4), "dev_wer": round(wer, 4),
-                              "hyp": hyp, "ref": ref}), flush=True)
-            t_log = time.time()
-        if time.time() - t_ck > args.ckpt_min * 60:
-            save(); t_ck = time.time()
-            print(json.dumps({"step": step, "checkpoint": ck_path}), flush=True)
+    try:
+        for xs, am, lab, texts in dl:
+            if step >= args.max_steps or stop:
+                break
+            lr = C.cosine_lr(step, args.lr, args.warmup, args.total_steps)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            xs, am, lab = xs.to(device), am.to(device), lab.to(device)
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=args.bf16):
+                out = model(xs, attention_mask=am, labels=lab)
+            loss = out.loss.float()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            if torch.isfinite(gn):
+                opt.step()
+            step += 1
+            audio_s += am.sum().item() / C.SR
+            loss_acc += loss.item(); n_acc += 1
+            if step % args.log_every == 0:
+                dt = time.time() - t_log
+                print(json.dumps({"step": step, "loss": round(loss_acc / n_acc, 4), "lr": round(lr, 6),
+                                  "gnorm": round(float(gn), 3), "steps_per_s": round(n_acc / dt, 4),
+                                  "audio_s_per_s": round(audio_s / dt, 2), "bs": xs.shape[0],
+                                  "len_s": round(xs.shape[1] / C.SR, 2),
+                                  "time": time.strftime("%H:%M:%S")}), flush=True)
+                t_log, audio_s, loss_acc, n_acc = time.time(), 0.0, 0.0, 0
+            if step % args.dev_every == 0:
+                cer, wer, hyp, ref = dev_cer(model, dev, device)
+                print(json.dumps({"step": step, "dev_cer": round(cer, 4), "dev_wer": round(wer, 4),
+                                  "hyp": hyp, "ref": ref}), flush=True)
+                t_log = time.time()
+            if time.time() - t_ck > args.ckpt_min * 60:
+                save(); t_ck = time.time()
+                print(json.dumps({"step": step, "checkpoint": ck_path}), flush=True)
+    except RuntimeError:  # a DataLoader worker killed with us (e.g. `pkill -f train.py`)
+        if not stop:
+            raise
     save()
     print("done", step, flush=True)
 

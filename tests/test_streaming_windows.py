@@ -195,3 +195,21 @@ def test_shared_decoder_factory(tiny_model, speech_audio):
     assert results[0] == results[1] == alone.feed(audio) + alone.flush()
     with pytest.raises(ValueError, match="decoders"):
         StreamingRecognizer(tiny_model, StreamingOptions(), decoders=shared)
+
+
+def test_run_jobs_pads_to_frame_buckets_exactly(tiny_model, speech_audio, monkeypatch):
+    """Transformer inputs are padded to a multiple of FRAME_BUCKET frames; real frames are unchanged."""
+    from xlsr_live.streaming import windows
+
+    recs, jobs = collect_jobs(tiny_model, [speech_audio[8_000:8_000 + 12_000]])
+    recs[0].complete(jobs[0], run_jobs(tiny_model, [jobs[0]])[0])
+    recs[0].end()
+    job = recs[0].next_job()  # the short last window of the utterance
+    assert job.features.shape[0] % windows.FRAME_BUCKET != 0, job.features.shape
+    shapes, encode = [], tiny_model.model.encode_features
+    monkeypatch.setattr(tiny_model.model, "encode_features", lambda x, mask: shapes.append(x.shape) or encode(x, mask))
+    bucketed = run_jobs(tiny_model, [job])[0]
+    monkeypatch.setattr(windows, "FRAME_BUCKET", 1)
+    exact = run_jobs(tiny_model, [job])[0]
+    assert shapes[0][1] % 10 == 0 and shapes[0][1] > shapes[1][1] == job.features.shape[0]
+    np.testing.assert_allclose(bucketed, exact, rtol=1e-4, atol=1e-4)

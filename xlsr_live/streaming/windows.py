@@ -12,6 +12,11 @@ import torch
 from ..model.loader import LoadedModel
 from .kvcache import run_cached
 
+# transformer inputs are padded (and masked: exact) to a multiple of this many frames, so that an
+# endless stream meets a bounded set of input shapes: oneDNN keeps one primitive per shape in a
+# cache of 1024, and the odd lengths of utterance-final windows grew RSS by ~10 MB in an hour
+FRAME_BUCKET = 10
+
 log = logging.getLogger(__name__)
 
 
@@ -137,8 +142,9 @@ def run_jobs(model: LoadedModel, jobs: Sequence[WindowJob]) -> list[np.ndarray]:
 
 
 def _run_features(model: LoadedModel, jobs: Sequence[WindowJob]) -> torch.Tensor:
-    """Pad conv features to the longest window, mask padded frames, run the transformer."""
-    longest = max(job.features.shape[0] for job in jobs)
+    """Pad conv features to the longest window (rounded up to FRAME_BUCKET), mask padded frames,
+    run the transformer."""
+    longest = -(-max(job.features.shape[0] for job in jobs) // FRAME_BUCKET) * FRAME_BUCKET
     channels = jobs[0].features.shape[1]
     batch = torch.zeros((len(jobs), longest, channels), device=model.device, dtype=model.dtype)
     mask = torch.zeros((len(jobs), longest), dtype=torch.bool, device=model.device)

@@ -56,11 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _configure_torch(threads: int | None) -> None:
     if threads is not None:
-        import torch
+        from .model import set_threads
 
-        if threads < 1:
-            raise ValueError(f"--threads {threads}: must be at least 1")
-        torch.set_num_threads(threads)
+        set_threads(threads)
 
 
 def _progress(total_seconds: float, label: str):

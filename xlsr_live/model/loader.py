@@ -82,6 +82,13 @@ class LoadedModel:
         return self.model(wave)[0].float().cpu().numpy()
 
 
+def set_threads(threads: int) -> None:
+    """torch's CPU intra-op threads for this process; ValueError names a bad count."""
+    if threads < 1:
+        raise ValueError(f"--threads {threads}: must be at least 1")
+    torch.set_num_threads(threads)
+
+
 def parse_dtype(name: str | torch.dtype) -> torch.dtype:
     """'fp32' / 'bf16' / 'fp16' / 'int8' (or a torch dtype) -> activation dtype; ValueError names a bad one."""
     if isinstance(name, torch.dtype):

@@ -26,7 +26,6 @@ class BatchStats:
     size: int
     compute_seconds: float
     queue_depth: int
-    wait_seconds: float = 0.0  # how long the batch's oldest window waited for the worker
 
 
 class MicroBatcher:
@@ -132,16 +131,15 @@ class MicroBatcher:
             self._in_flight.add(task)
             task.add_done_callback(lambda done: (self._in_flight.discard(done), slots.release()))
 
-    def _observe_wait(self, batch: list[_Pending]) -> float:
-        """Update `recent_wait` (moving average over about the last 4 batches); return this wait."""
+    def _observe_wait(self, batch: list[_Pending]) -> None:
+        """Update `recent_wait`: moving average (about the last 4 batches) of the oldest job's wait."""
         wait = time.monotonic() - min(p.queued_at for p in batch)
         self.recent_wait = 0.75 * self.recent_wait + 0.25 * wait
-        return wait
 
     async def _process(self, loop, batch: list[_Pending]) -> None:
         """Run one batch and hand out its results. If it fails, its jobs run again one at a time,
         so that only the sessions whose window fails get the exception."""
-        wait = self._observe_wait(batch)
+        self._observe_wait(batch)
         started = time.perf_counter()
         try:
             results = await loop.run_in_executor(self._executor, self.run_batch, [p.job for p in batch])
@@ -158,7 +156,7 @@ class MicroBatcher:
                 await self._process(loop, [pending])
             return
         if self.on_batch is not None:
-            self.on_batch(BatchStats(len(batch), time.perf_counter() - started, self._queue.qsize(), wait))
+            self.on_batch(BatchStats(len(batch), time.perf_counter() - started, self._queue.qsize()))
         for pending, result in zip(batch, results):
             if not pending.future.done():
                 pending.future.set_result(result)

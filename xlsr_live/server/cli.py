@@ -134,17 +134,15 @@ async def serve_until_signal(engine, options: ServerOptions, ready: Optional[asy
 def run(args: argparse.Namespace) -> int:
     """Load the model once and serve; returns the exit status."""
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from ..model import load_model
+    from ..model import load_model, set_threads
     from .engine import ModelEngine
 
     options = server_options(args)
-    if str(args.device).startswith("cpu") or args.threads is not None:
-        import torch
-
-        threads = args.threads if args.threads is not None else max(1, (os.cpu_count() or 1) // options.workers)
-        if threads < 1:
-            raise ValueError(f"--threads {threads}: must be at least 1")
-        torch.set_num_threads(threads)
+    threads = args.threads
+    if threads is None and str(args.device).startswith("cpu"):
+        threads = max(1, (os.cpu_count() or 1) // options.workers)  # each worker its share of the cores
+    if threads is not None:
+        set_threads(threads)
     model = load_model(args.model, device=args.device, dtype=args.dtype)
     asyncio.run(serve_until_signal(ModelEngine(model, streaming_options(args)), options))
     return 0

@@ -10,8 +10,8 @@ configuration is slower than real time).
 
 Per word of the finals: latency from the word's end in the audio to the first partial that
 contains it, and to the moment it became stable (p50/p95). Flicker: share of partials that
-rewrite (not just extend) the previous hypothesis. WER of streaming finals against the offline
-transcription of the same model and against the reference text. Writes
+rewrite (not just extend) the previous hypothesis. WER and CER of streaming finals against the
+offline transcription of the same model, and against the reference text. Writes
 benchmarks/results/streaming.json.
 """
 
@@ -115,6 +115,7 @@ def run_config(model, audio, spec: str, offline_text: str, reference: str) -> di
     lat = word_latencies(emitted)
     return {"config": spec, "rtf": round(compute / (audio.size / 16_000), 4),
             "wer_vs_offline": round(jiwer.wer(offline_text, streamed), 4),
+            "cer_vs_offline": round(jiwer.cer(offline_text, streamed), 4),
             "wer_vs_reference": round(jiwer.wer(reference, streamed), 4),
             "cer_vs_reference": round(jiwer.cer(reference, streamed), 4),
             "first_partial_latency_s": percentiles(lat["first_partial"]),
@@ -151,13 +152,13 @@ def main() -> None:
               "configs": rows}
     print(f"audio {report['audio_s']} s, model {args.model} ({args.dtype}); offline RTF {report['offline']['rtf']}, "
           f"WER {report['offline']['wer_vs_reference']}, CER {report['offline']['cer_vs_reference']}")
-    print(f"{'chunk/left/ahead':<18}{'RTF':>7}{'WERoff':>8}{'WERref':>8}{'CERref':>8}{'first p50/p95':>16}"
+    print(f"{'chunk/left/ahead':<18}{'RTF':>7}{'WERoff':>8}{'CERoff':>8}{'WERref':>8}{'CERref':>8}{'first p50/p95':>16}"
           f"{'stable p50/p95':>17}{'flicker':>9}{'rewrites':>9}")
     for r in rows:
         fp, sp = r["first_partial_latency_s"], r["stable_latency_s"]
         first = f"{fp['p50']}/{fp['p95']}"
         settled = f"{sp['p50']}/{sp['p95']}"
-        print(f"{r['config']:<18}{r['rtf']:>7}{r['wer_vs_offline']:>8}{r['wer_vs_reference']:>8}"
+        print(f"{r['config']:<18}{r['rtf']:>7}{r['wer_vs_offline']:>8}{r['cer_vs_offline']:>8}{r['wer_vs_reference']:>8}"
               f"{r['cer_vs_reference']:>8}{first:>16}{settled:>17}{r['flicker_rate']:>9}{r['stable_rewrites']:>9}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))

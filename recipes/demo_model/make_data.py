@@ -264,7 +264,7 @@ def pick_voice(rng, split, variants):
         v = rng.choice(FLITE_TRAIN)
         return dict(synth="flite", vname=v, voice="flite:" + v,
                     stretch=rng.uniform(0.75, 1.35),
-                    f0=rng.choice([None, rng.uniform(80, 200)]))
+                    f0=rng.choice([None, rng.uniform(80, 240)]))
     v = rng.choice(FESTIVAL_TRAIN)
     return dict(synth="festival", vname=v, voice="festival:" + v,
                 stretch=rng.uniform(0.8, 1.3))

@@ -92,7 +92,7 @@ def load_model(args):
     return Wav2Vec2ForCTC.from_pretrained(args.model), args.model
 
 
-def main():
+def parse_args():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=os.path.join(here, "../../xlsr_live/models/demo"))
@@ -105,10 +105,55 @@ def main():
     ap.add_argument("--stride-s", type=float, default=1.0, help="clean_chunked: stride per side")
     ap.add_argument("--json", default=None)
     ap.add_argument("--show", type=int, default=2, help="example hypotheses per voice")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def score(model, corpus, items, voice, cond, args, babble_src):
+    """CER/WER of one voice under one condition; also the examples and the clean pass's timing."""
+    e = c = we = w = 0
+    examples, fwd_t, audio_t = [], 0.0, 0.0
+    for m in items:
+        x = corpus.audio(m)
+        seed = zlib.crc32((m["text"] + voice + cond).encode())
+        if cond == "clean_chunked":
+            ids = chunked_logits(model, x, args.chunk_s, args.stride_s).argmax(-1).numpy()
+        else:
+            x = C.normalise(degrade(x, cond, seed, babble_src))
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                ids = model(torch.from_numpy(x)[None]).logits.argmax(-1)[0].numpy()
+            fwd_t += time.perf_counter() - t0
+            audio_t += len(x) / C.SR
+        hyp, ref = C.decode_ids(ids), m["text"]
+        e += edit_distance(hyp, ref); c += len(ref)
+        we += edit_distance(hyp.split(), ref.split()); w += len(ref.split())
+        if len(examples) < args.show:
+            examples.append({"ref": ref, "hyp": hyp})
+    stats = {"cer": e / max(1, c), "wer": we / max(1, w), "n": len(items), "chars": c, "words": w}
+    print(f"  {voice:34s} {cond:12s} CER {100 * stats['cer']:6.2f}  WER {100 * stats['wer']:6.2f}", flush=True)
+    return stats, examples, fwd_t, audio_t
+
+
+def print_table(res, voices, conds, name):
+    """The markdown table of CER % / WER % per voice and condition, with the mean row."""
+    print(f"\nmodel: {name}")
+    print("| voice | " + " | ".join(conds) + " |")
+    print("|---|" + "---|" * len(conds))
+    for v in voices:
+        print(f"| {v} | " + " | ".join(f"{100 * res[v][k]['cer']:.1f} / {100 * res[v][k]['wer']:.1f}"
+                                      for k in conds) + " |")
+    avg = {k: {"cer": float(np.mean([res[v][k]["cer"] for v in voices])),
+               "wer": float(np.mean([res[v][k]["wer"] for v in voices]))} for k in conds}
+    print("| mean | " + " | ".join(f"{100 * avg[k]['cer']:.1f} / {100 * avg[k]['wer']:.1f}" for k in conds)
+          + " |")
+    print("(cells: CER % / WER %)")
+    return avg
+
+
+def main():
+    args = parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-
     model, name = load_model(args)
     model.eval()
     corpus = C.Corpus(args.data)
@@ -122,42 +167,11 @@ def main():
     fwd_t, audio_t = 0.0, 0.0
     for v in voices:
         for cond in conds:
-            e = c = we = w = 0
-            for m in items[v]:
-                x = corpus.audio(m)
-                seed = zlib.crc32((m["text"] + v + cond).encode())
-                if cond == "clean_chunked":
-                    ids = chunked_logits(model, x, args.chunk_s, args.stride_s).argmax(-1).numpy()
-                else:
-                    x = C.normalise(degrade(x, cond, seed, babble_src))
-                    t0 = time.perf_counter()
-                    with torch.inference_mode():
-                        ids = model(torch.from_numpy(x)[None]).logits.argmax(-1)[0].numpy()
-                if cond == "clean":
-                    fwd_t += time.perf_counter() - t0
-                    audio_t += len(x) / C.SR
-                hyp = C.decode_ids(ids)
-                ref = m["text"]
-                e += edit_distance(hyp, ref); c += len(ref)
-                we += edit_distance(hyp.split(), ref.split()); w += len(ref.split())
-                if cond == "clean" and len(examples.setdefault(v, [])) < args.show:
-                    examples[v].append({"ref": ref, "hyp": hyp})
-            res.setdefault(v, {})[cond] = {"cer": e / max(1, c), "wer": we / max(1, w),
-                                           "n": len(items[v]), "chars": c, "words": w}
-            print(f"  {v:34s} {cond:12s} CER {100 * e / max(1, c):6.2f}  WER {100 * we / max(1, w):6.2f}",
-                  flush=True)
-    # table
-    print(f"\nmodel: {name}")
-    print("| voice | " + " | ".join(conds) + " |")
-    print("|---|" + "---|" * len(conds))
-    for v in voices:
-        print(f"| {v} | " + " | ".join(f"{100 * res[v][k]['cer']:.1f} / {100 * res[v][k]['wer']:.1f}"
-                                      for k in conds) + " |")
-    avg = {k: {"cer": float(np.mean([res[v][k]["cer"] for v in voices])),
-               "wer": float(np.mean([res[v][k]["wer"] for v in voices]))} for k in conds}
-    print("| mean | " + " | ".join(f"{100 * avg[k]['cer']:.1f} / {100 * avg[k]['wer']:.1f}" for k in conds)
-          + " |")
-    print("(cells: CER % / WER %)")
+            stats, shown, f, a = score(model, corpus, items[v], v, cond, args, babble_src)
+            res.setdefault(v, {})[cond] = stats
+            if cond == "clean":
+                examples[v], fwd_t, audio_t = shown, fwd_t + f, audio_t + a
+    avg = print_table(res, voices, conds, name)
     rtf = fwd_t / max(audio_t, 1e-9)
     print(f"offline RTF (clean pass, whole utterances, {args.threads} threads): {rtf:.4f}")
     for v, ex in examples.items():

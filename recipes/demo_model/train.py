@@ -72,6 +72,12 @@ class Builder:
         return a, m["text"]
 
     def example(self, max_s, aug, p_empty=0.02):
+        """A normalised training example (audio, transcript): composed, then augmented."""
+        x, text = self.compose(max_s, p_empty)
+        return C.normalise(self.augment(x, text, aug)), text
+
+    def compose(self, max_s, p_empty):
+        """1-4 utterances (or crops) with pauses and edge silence; or silence with an empty text."""
         rng = self.rng
         target = rng.uniform(1.0, max_s)
         parts, texts, tot = [], [], 0
@@ -103,8 +109,11 @@ class Builder:
             lead = int(rng.uniform(0, 0.6) * C.SR) if rng.random() < 0.7 else 0
             trail = int(rng.uniform(0, 0.6) * C.SR) if rng.random() < 0.7 else 0
             x = np.concatenate([np.zeros(lead, np.float32)] + parts + [np.zeros(trail, np.float32)])
-        text = " ".join(texts)
-        nrng = self.np
+        return x, " ".join(texts)
+
+    def augment(self, x, text, aug):
+        """Speed, reverb, telephone band and noise, each with a probability scaled by `aug`."""
+        rng, nrng = self.rng, self.np
         if rng.random() < 0.5 * aug:
             # a quarter of the time faster than 1.12: higher formants and pitch, a crude
             # vocal-tract-length change towards female voices (few in the training voices)
@@ -132,8 +141,7 @@ class Builder:
                 x = x + noise * rng.uniform(0.0, 0.3)
             else:
                 x = C.add_noise(x, noise, rng.uniform(5, 35))
-        x = x + self.np.standard_normal(len(x)).astype(np.float32) * 1e-4 * rng.random()
-        return C.normalise(x), text
+        return x + nrng.standard_normal(len(x)).astype(np.float32) * 1e-4 * rng.random()
 
 
 class Batches(torch.utils.data.IterableDataset):
@@ -206,7 +214,7 @@ def dev_cer(model, dev, device, n=60):
 
 
 # ---------------------------------------------------------------- main
-def main():
+def parse_args(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="/work/demo-data")
     ap.add_argument("--run", default="/work/demo-runs/run1")
@@ -231,114 +239,129 @@ def main():
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bf16", action="store_true")
-    args = ap.parse_args()
+    return ap.parse_args(argv)
 
+
+class Trainer:
+    """Model, optimizer and step of one run; resumable from RUN/ckpt_last.pt."""
+
+    def __init__(self, args, device):
+        from transformers import Wav2Vec2ForCTC
+
+        self.args, self.device = args, device
+        self.ck_path = os.path.join(args.run, "ckpt_last.pt")
+        resume = args.resume and os.path.exists(self.ck_path)
+        ck = torch.load(self.ck_path, map_location="cpu", weights_only=False) if resume else None
+        self.step = ck["step"] if ck else 0
+        self.config_over = ck["config_over"] if ck else {}
+        if not ck:
+            torch.manual_seed(args.seed)
+        self.model = Wav2Vec2ForCTC(C.model_config(**self.config_over))
+        if ck:
+            self.model.load_state_dict(ck["model"])
+        elif args.init and os.path.isdir(args.init):  # an exported HF directory, e.g. xlsr_live/models/demo
+            self.model.load_state_dict(Wav2Vec2ForCTC.from_pretrained(args.init).state_dict())
+        elif args.init:
+            self.model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["model"])
+        self.model.to(device).train()
+        params = list(self.model.parameters())
+        self.opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.01},
+                                      {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
+                                     lr=args.lr, betas=(0.9, 0.98), eps=1e-8, fused=(device == "cpu"))
+        if ck:
+            self.opt.load_state_dict(ck["opt"])
+            random.setstate(ck["py_rng"]); torch.set_rng_state(ck["torch_rng"])
+        nparam = sum(p.numel() for p in params)
+        print(f"params {nparam / 1e6:.2f}M device {device} start step {self.step}", flush=True)
+
+    def save(self):
+        tmp = self.ck_path + ".tmp"
+        torch.save({"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
+                    "config_over": self.config_over, "py_rng": random.getstate(),
+                    "torch_rng": torch.get_rng_state(), "args": vars(self.args)}, tmp)
+        os.replace(tmp, self.ck_path)
+
+    def sched(self, n, start_step):
+        """Crop length, augmentation share and empty-example share for batch n of this process."""
+        a = self.args
+        s = start_step + n
+        f = min(1.0, s / max(1, a.curriculum_steps))
+        lo = a.curriculum_start_s
+        return lo + (a.max_len_s - lo) * f, 0.3 + 0.7 * f, (0.02 if s >= a.empty_after else 0.0)
+
+    def train_step(self, xs, am, lab):
+        """One optimizer step; returns (loss, grad norm, lr)."""
+        lr = C.cosine_lr(self.step, self.args.lr, self.args.warmup, self.args.total_steps)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        xs, am, lab = xs.to(self.device), am.to(self.device), lab.to(self.device)
+        with torch.autocast(device_type=self.device, dtype=torch.bfloat16, enabled=self.args.bf16):
+            out = self.model(xs, attention_mask=am, labels=lab)
+        loss = out.loss.float()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+        if torch.isfinite(gn):
+            self.opt.step()
+        self.step += 1
+        return loss.item(), float(gn), lr
+
+
+def log(**fields):
+    print(json.dumps(fields), flush=True)
+
+
+def run(tr, dl, dev, stop):
+    """Train until --max-steps or a stop signal; logs, dev CER and periodic checkpoints."""
+    args = tr.args
+    t_ck = t_log = time.time()
+    audio_s, loss_acc, n_acc = 0.0, 0.0, 0
+    for xs, am, lab, texts in dl:
+        if tr.step >= args.max_steps or stop:
+            return
+        loss, gn, lr = tr.train_step(xs, am, lab)
+        audio_s += am.sum().item() / C.SR
+        loss_acc += loss; n_acc += 1
+        if tr.step % args.log_every == 0:
+            dt = time.time() - t_log
+            log(step=tr.step, loss=round(loss_acc / n_acc, 4), lr=round(lr, 6), gnorm=round(gn, 3),
+                steps_per_s=round(n_acc / dt, 4), audio_s_per_s=round(audio_s / dt, 2), bs=xs.shape[0],
+                len_s=round(xs.shape[1] / C.SR, 2), time=time.strftime("%H:%M:%S"))
+            t_log, audio_s, loss_acc, n_acc = time.time(), 0.0, 0.0, 0
+        if tr.step % args.dev_every == 0:
+            cer, wer, hyp, ref = dev_cer(tr.model, dev, tr.device)
+            log(step=tr.step, dev_cer=round(cer, 4), dev_wer=round(wer, 4), hyp=hyp, ref=ref)
+            t_log = time.time()
+        if time.time() - t_ck > args.ckpt_min * 60:
+            tr.save(); t_ck = time.time()
+            log(step=tr.step, checkpoint=tr.ck_path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     os.makedirs(args.run, exist_ok=True)
-    from transformers import Wav2Vec2ForCTC
-
-    ck_path = os.path.join(args.run, "ckpt_last.pt")
-    step = 0
-    if args.resume and os.path.exists(ck_path):
-        ck = torch.load(ck_path, map_location="cpu", weights_only=False)
-        cfg = C.model_config(**ck["config_over"])
-        model = Wav2Vec2ForCTC(cfg)
-        model.load_state_dict(ck["model"])
-        step = ck["step"]
-        config_over = ck["config_over"]
-    else:
-        config_over = {}
-        torch.manual_seed(args.seed)
-        model = Wav2Vec2ForCTC(C.model_config(**config_over))
-        if args.init and os.path.isdir(args.init):  # an exported HF directory, e.g. xlsr_live/models/demo
-            from transformers import Wav2Vec2ForCTC
-
-            model.load_state_dict(Wav2Vec2ForCTC.from_pretrained(args.init).state_dict())
-        elif args.init:
-            model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["model"])
-    model.to(device).train()
-    nparam = sum(p.numel() for p in model.parameters())
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.98), eps=1e-8, fused=(device == "cpu"))
-    if args.resume and os.path.exists(ck_path):
-        opt.load_state_dict(ck["opt"])
-        random.setstate(ck["py_rng"]); torch.set_rng_state(ck["torch_rng"])
-    print(f"params {nparam / 1e6:.2f}M device {device} start step {step}", flush=True)
-
-    cur = args.curriculum_steps
-    max_len = args.max_len_s
-
-    def sched(n):  # n counts batches since this process started; offset by step
-        s = step + n
-        f = min(1.0, s / max(1, cur))
-        lo = args.curriculum_start_s
-        return lo + (max_len - lo) * f, 0.3 + 0.7 * f, (0.02 if s >= args.empty_after else 0.0)
-
-    ds = Batches(os.path.join(args.data, "train"), seed=args.seed * 100003 + step,
-                 batch_s=args.batch_s, sched=sched)
+    tr = Trainer(args, device)
+    start_step = tr.step
+    ds = Batches(os.path.join(args.data, "train"), seed=args.seed * 100003 + start_step,
+                 batch_s=args.batch_s, sched=lambda n: tr.sched(n, start_step))
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers,
                                      prefetch_factor=4 if args.workers else None,
                                      persistent_workers=bool(args.workers))
     dev = C.Corpus(os.path.join(args.data, "dev"))
     random.Random(0).shuffle(dev.items)
-
-    def save():
-        tmp = ck_path + ".tmp"
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "config_over": config_over, "py_rng": random.getstate(),
-                    "torch_rng": torch.get_rng_state(), "args": vars(args)}, tmp)
-        os.replace(tmp, ck_path)
-
     stop = []  # SIGTERM / SIGINT: save a checkpoint after the current step and exit
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.append(True))
-    t_ck = time.time()
-    t_log, audio_s, loss_acc, n_acc = time.time(), 0.0, 0.0, 0
     try:
-        for xs, am, lab, texts in dl:
-            if step >= args.max_steps or stop:
-                break
-            lr = C.cosine_lr(step, args.lr, args.warmup, args.total_steps)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            xs, am, lab = xs.to(device), am.to(device), lab.to(device)
-            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=args.bf16):
-                out = model(xs, attention_mask=am, labels=lab)
-            loss = out.loss.float()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            if torch.isfinite(gn):
-                opt.step()
-            step += 1
-            audio_s += am.sum().item() / C.SR
-            loss_acc += loss.item(); n_acc += 1
-            if step % args.log_every == 0:
-                dt = time.time() - t_log
-                print(json.dumps({"step": step, "loss": round(loss_acc / n_acc, 4), "lr": round(lr, 6),
-                                  "gnorm": round(float(gn), 3), "steps_per_s": round(n_acc / dt, 4),
-                                  "audio_s_per_s": round(audio_s / dt, 2), "bs": xs.shape[0],
-                                  "len_s": round(xs.shape[1] / C.SR, 2),
-                                  "time": time.strftime("%H:%M:%S")}), flush=True)
-                t_log, audio_s, loss_acc, n_acc = time.time(), 0.0, 0.0, 0
-            if step % args.dev_every == 0:
-                cer, wer, hyp, ref = dev_cer(model, dev, device)
-                print(json.dumps({"step": step, "dev_cer": round(cer, 4), "dev_wer": round(wer, 4),
-                                  "hyp": hyp, "ref": ref}), flush=True)
-                t_log = time.time()
-            if time.time() - t_ck > args.ckpt_min * 60:
-                save(); t_ck = time.time()
-                print(json.dumps({"step": step, "checkpoint": ck_path}), flush=True)
+        run(tr, dl, dev, stop)
     except RuntimeError:  # a DataLoader worker killed with us (e.g. `pkill -f train.py`)
         if not stop:
             raise
-    save()
-    print("done", step, flush=True)
+    tr.save()
+    print("done", tr.step, flush=True)
 
 
 if __name__ == "__main__":

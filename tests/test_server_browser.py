@@ -29,15 +29,20 @@ LOADED = ("new Promise(r => document.readyState === 'complete' && window.xlsrLiv
           " : addEventListener('load', () => r(true)))")
 
 
+PHRASE = "the sun is shining today"
+EXPECTED = ["the", "shining"]
+
+
 @pytest.fixture(scope="module")
 def fake_mic_wav(tmp_path_factory):
-    """Speech, a pause, more speech: what Chromium's fake microphone plays (it loops)."""
+    """A phrase in espeak-ng's default voice (a training voice of the demo model), then a second
+    of silence: what Chromium's fake microphone plays (it loops)."""
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium)")
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed: no speech for the fake microphone")
-    path = tmp_path_factory.mktemp("mic") / "mic.wav"
-    audio = np.concatenate([speak("hello from the browser"), np.zeros(RATE, np.int16), speak("live captions")])
+    path = tmp_path_factory.mktemp("mic") / "phrase.wav"
+    audio = np.concatenate([speak(PHRASE), np.zeros(RATE, np.int16)])
     soundfile.write(str(path), audio, RATE, subtype="PCM_16")
     return path
 
@@ -131,29 +136,12 @@ def test_browser_page_streams_microphone_and_shows_events(tiny_model, fake_mic_w
     assert snapshot["state"].startswith("closed")
 
 
-@pytest.fixture(scope="module")
-def training_voice_wav(tmp_path_factory):
-    """A phrase in espeak-ng's default voice (a training voice of the demo model), then silence."""
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed: no speech for the fake microphone")
-    path = tmp_path_factory.mktemp("mic") / "phrase.wav"
-    audio = np.concatenate([speak(PHRASE), np.zeros(RATE, np.int16)])
-    soundfile.write(str(path), audio, RATE, subtype="PCM_16")
-    return path
-
-
-PHRASE = "the sun is shining today"
-EXPECTED = ["the", "shining"]
-
-
-def test_browser_page_shows_spoken_words_with_demo_model(training_voice_wav, tmp_path):
+def test_browser_page_shows_spoken_words_with_demo_model(fake_mic_wav, tmp_path):
     """Words spoken into the fake microphone appear in the page's captions (demo model)."""
     from xlsr_live.model import load_model
 
     model = load_model("demo")
-    snapshot = browse(model, training_voice_wav, tmp_path / "profile", words_on_page(EXPECTED, 60_000), 90)
+    snapshot = browse(model, fake_mic_wav, tmp_path / "profile", words_on_page(EXPECTED, 60_000), 90)
     assert snapshot["errors"] == []
     finals = set(" ".join(snapshot["texts"]).split())
     assert set(EXPECTED) <= finals, snapshot

@@ -1,8 +1,10 @@
 """A tiny deterministic fake of the engine's split API, for protocol tests without a model."""
 
+import json
 import subprocess
 
 import numpy as np
+from websockets.exceptions import ConnectionClosed
 
 from xlsr_live.streaming.events import Final, Partial, SpeechEnd, SpeechStart, Word
 
@@ -109,3 +111,14 @@ def speak(text: str) -> np.ndarray:
     """int16 speech from espeak-ng at 22050 Hz."""
     wav = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
     return np.frombuffer(wav[44:], dtype="<i2").astype(np.int16)
+
+
+async def drain(ws) -> list[dict]:
+    """Every message until the server closes (whatever the close code), as dicts."""
+    messages = []
+    try:
+        async for raw in ws:
+            messages.append(json.loads(raw))
+    except ConnectionClosed:  # raised for close codes other than 1000/1001
+        pass
+    return messages

@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-import soundfile
 
 from xlsr_live.streaming.options import StreamingOptions
 from xlsr_live.streaming.recognizer import StreamingRecognizer

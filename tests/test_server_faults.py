@@ -12,26 +12,14 @@ import weakref
 import numpy as np
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
-from server_fake import WINDOW, FakeEngine, FakeRecognizer, level_audio, run_server
+from server_fake import FakeEngine, FakeRecognizer, drain, level_audio, run_server
 from xlsr_live.client.stream import recognize
 from xlsr_live.server.engine import ModelEngine
 from xlsr_live.streaming.events import Partial
 
 START = json.dumps({"type": "start"})
-
-
-async def drain(ws):
-    """Every message until the server closes, as dicts."""
-    messages = []
-    try:
-        async for raw in ws:
-            messages.append(json.loads(raw))
-    except ConnectionClosed:
-        pass
-    return messages
 
 
 class TrackingEngine:

@@ -5,24 +5,17 @@ import json
 
 import numpy as np
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
-from server_fake import WINDOW, FakeEngine, level_audio, run_server
+from server_fake import WINDOW, FakeEngine, drain, level_audio, run_server
 from xlsr_live.client.stream import ClientOptions, recognize, split_blocks
 
 
 async def _exchange(url, messages):
     """Send raw messages, then collect replies until the server closes."""
-    replies = []
     async with connect(url) as ws:
         for message in messages:
             await ws.send(message)
-        try:
-            async for raw in ws:
-                replies.append(json.loads(raw))
-        except ConnectionClosed:
-            pass
-        return replies, ws.close_code
+        return await drain(ws), ws.close_code
 
 
 def test_native_stream_gives_ready_partials_final_and_end():
@@ -81,16 +74,7 @@ def test_native_idle_timeout_flushes_and_closes_4001():
     audio = level_audio([3, 3])
 
     async def client(server):
-        async with connect(server.url) as ws:
-            await ws.send(json.dumps({"type": "start"}))
-            await ws.send(audio.tobytes())
-            replies = []
-            try:
-                async for raw in ws:
-                    replies.append(json.loads(raw))
-            except ConnectionClosed:
-                pass
-            return replies, ws.close_code
+        return await _exchange(server.url, [json.dumps({"type": "start"}), audio.tobytes()])
 
     replies, code = run_server(FakeEngine(), client, idle_timeout_s=0.3)
     assert code == 4001
@@ -102,16 +86,7 @@ def test_session_time_limit_flushes_and_closes_4002():
     audio = level_audio([6])
 
     async def client(server):
-        async with connect(server.url) as ws:
-            await ws.send(json.dumps({"type": "start"}))
-            await ws.send(audio.tobytes())
-            replies = []
-            try:
-                async for raw in ws:
-                    replies.append(json.loads(raw))
-            except ConnectionClosed:  # raised for close codes other than 1000/1001
-                pass
-            return replies, ws.close_code
+        return await _exchange(server.url, [json.dumps({"type": "start"}), audio.tobytes()])
 
     replies, code = run_server(FakeEngine(), client, idle_timeout_s=30, session_timeout_s=0.3)
     assert code == 4002

@@ -10,5 +10,5 @@ apt-get install -y --no-install-recommends espeak-ng libespeak-ng1 flite festiva
     festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fortune-mod fortunes wamerican sox
 # CPU torch only (never an unpinned `pip install torch`: it pulls the CUDA build)
 python -c "import torch" 2>/dev/null || \
-    pip install torch --index-url https://download.pytorch.org/whl/cpu
+    pip install torch==2.13.0
 pip install "transformers>=4.40" safetensors soundfile soxr num2words "numpy<2"

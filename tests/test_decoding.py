@@ -44,9 +44,9 @@ def test_confidence_in_unit_interval():
 
 
 def test_special_tokens_are_silent():
-    """bos/eos produce no text; unk is kept as its token."""
-    text, _ = greedy_decode(_peaky(["<s>", "a", "</s>", "<unk>"]), VOCAB)
-    assert text == "a<unk>"
+    """bos, eos and unk produce no text, but still separate repeated letters like the blank."""
+    text, _ = greedy_decode(_peaky(["<s>", "a", "</s>", "<unk>", "a", "<unk>", "|", "b"]), VOCAB)
+    assert text == "aa b"
 
 
 @settings(max_examples=60, deadline=None)

@@ -81,7 +81,7 @@ def test_missing_weights(ckpt):
 def test_missing_config_and_vocab(ckpt):
     """Missing config.json or vocab.json is named in the error."""
     (ckpt / "vocab.json").unlink()
-    with pytest.raises(FileNotFoundError, match="vocab.json"):
+    with pytest.raises(CheckpointError, match="vocab.json"):
         load_model(ckpt)
     (ckpt / "config.json").unlink()
     with pytest.raises(CheckpointError, match="config.json"):

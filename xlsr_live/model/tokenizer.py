@@ -1,4 +1,11 @@
-"""Wav2Vec2CTCTokenizer conventions: vocab.json ids, pad = CTC blank, `|` = word delimiter."""
+"""Wav2Vec2CTCTokenizer conventions: vocab.json ids, pad = CTC blank, `|` = word delimiter.
+
+Text follows the transformers ASR pipeline's `tokenizer.decode(ids)` of the frame argmax: repeats
+are grouped, the pad (blank) dropped, the delimiter becomes a space, `do_lower_case` lower-cases
+the output. Unlike the pipeline, special tokens (`<unk>`, `<s>`, `</s>`, additional special
+tokens) never appear: after grouping they produce no text, like the blank. (transformers'
+`skip_special_tokens=True` would drop them before grouping, merging `a <pad> a` into `a`.)
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,11 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from .checkpoint import CheckpointError
 from .config import UnsupportedModelError
+
+NAMED_SPECIALS = (("pad_token", "<pad>"), ("bos_token", "<s>"), ("eos_token", "</s>"), ("unk_token", "<unk>"))
+EXTRA_SPECIALS = ("additional_special_tokens", "extra_special_tokens")  # transformers 4.x / 5.x names
 
 
 def _token_text(value: Any) -> str | None:
@@ -39,29 +50,26 @@ class CTCVocabulary:
         except ValueError:
             return None
 
+    @property
+    def has_word_boundaries(self) -> bool:
+        """False for vocabularies without a delimiter or space (character languages: each token is a word)."""
+        return any(not self.is_silent(i) and self.token_text(i).isspace() for i in range(len(self.labels)))
+
     def is_silent(self, token_id: int) -> bool:
-        """True for ids that never produce text (blank and special tokens other than unk)."""
+        """True for ids that never produce text: the blank and every special token but the delimiter."""
         token = self.labels[token_id]
-        return token_id == self.blank_id or (token in self.special_tokens and token != self.unk_token)
+        return token_id == self.blank_id or (token in self.special_tokens and token != self.word_delimiter)
 
     def token_text(self, token_id: int) -> str:
-        """Text of one non-blank token: the delimiter becomes a space."""
+        """Text of one spoken token: the delimiter becomes a space; lower-cased if `do_lower_case`."""
         token = self.labels[token_id]
-        return " " if token == self.word_delimiter else token
+        if token == self.word_delimiter:
+            return " "
+        return token.lower() if self.do_lower_case else token
 
     def decoder_labels(self) -> list[str]:
-        """Labels as pyctcdecode wants them: blank "", delimiter " ", specials ""."""
-        out = []
-        for i, token in enumerate(self.labels):
-            if i == self.blank_id or (token in self.special_tokens and token != self.unk_token):
-                out.append("")
-            elif token == self.word_delimiter:
-                out.append(" ")
-            elif token == self.unk_token:
-                out.append("⁇")
-            else:
-                out.append(token)
-        return out
+        """Labels as pyctcdecode wants them: silent ids "", delimiter " ", others their text."""
+        return ["" if self.is_silent(i) else self.token_text(i) for i in range(len(self.labels))]
 
     def encode(self, text: str) -> list[int]:
         """Characters -> ids (spaces to the delimiter); unknown characters map to unk."""
@@ -83,7 +91,7 @@ class CTCVocabulary:
         """Read vocab.json and tokenizer_config.json (optional) from a checkpoint directory."""
         vocab_path = directory / "vocab.json"
         if not vocab_path.is_file():
-            raise FileNotFoundError(f"{directory}: no vocab.json (Wav2Vec2CTCTokenizer vocabulary)")
+            raise CheckpointError(f"{vocab_path}: no such file (the Wav2Vec2CTCTokenizer vocabulary)")
         vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
         config_path = directory / "tokenizer_config.json"
         tok_config = {}
@@ -112,11 +120,10 @@ class CTCVocabulary:
         pad = _token_text(tok_config.get("pad_token", "<pad>"))
         if pad not in vocab:
             raise ValueError(f"{source}: the pad token {pad!r} (CTC blank) is not in the vocabulary")
-        specials = {
-            _token_text(tok_config.get(k, d))
-            for k, d in (("pad_token", "<pad>"), ("bos_token", "<s>"), ("eos_token", "</s>"),
-                         ("unk_token", "<unk>"))
-        }
+        specials = {_token_text(tok_config.get(k, d)) for k, d in NAMED_SPECIALS}
+        for key in EXTRA_SPECIALS:
+            extra = tok_config.get(key) or ()
+            specials.update(_token_text(t) for t in (extra.values() if isinstance(extra, Mapping) else extra))
         return cls(
             labels=tuple(labels),
             blank_id=vocab[pad],

@@ -24,7 +24,9 @@ def _imports() -> dict[str, set[str]]:
             elif isinstance(node, ast.Import):
                 names.update(alias.name for alias in node.names)
         graph[".".join(parts)] = names
-    return {name: {n for n in names if n in graph and n != name} for name, names in graph.items()}
+    # a module's own ancestor packages are initialised before it anyway: not a dependency
+    return {name: {n for n in names if n in graph and not (name + ".").startswith(n + ".")}
+            for name, names in graph.items()}
 
 
 def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:

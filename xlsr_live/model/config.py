@@ -28,6 +28,10 @@ class Family:
 
 FAMILIES = {family.model_type: family for family in (
     Family("wav2vec2", "Wav2Vec2ForCTC", "wav2vec2"),
+    Family("hubert", "HubertForCTC", "hubert"),
+    Family("data2vec-audio", "Data2VecAudioForCTC", "data2vec_audio", positional="conv_stack",
+           fixed={"feat_extract_norm": "layer", "do_stable_layer_norm": False}),
+    Family("wavlm", "WavLMForCTC", "wavlm", attention="gated_relative"),
 )}
 SUPPORTED_MODEL_TYPES = tuple(FAMILIES)
 

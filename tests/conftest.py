@@ -3,8 +3,19 @@
 import numpy as np
 import pytest
 
+from needs import missing_tools, require_tool, under_ci
+
 from xlsr_live.constants import SAMPLE_RATE
 from xlsr_live.model.testing import write_random_checkpoint
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say at the end (also under -q) which test tools are missing: their tests skipped, or failed under CI."""
+    missing = missing_tools()
+    if missing:
+        effect = "failed (CI=true)" if under_ci() else "were skipped (reasons: pytest -ra; install: make test-deps)"
+        terminalreporter.write_line(f"missing test tools: {', '.join(missing)}: the tests that need them {effect}",
+                                    yellow=True)
 
 
 @pytest.fixture(scope="session")
@@ -31,15 +42,13 @@ def tone_audio():
 
 def _espeak(directory, text: str, name: str) -> np.ndarray:
     """Synthesize `text` with espeak-ng and read it back as 16 kHz float32."""
-    import shutil
     import subprocess
 
     from xlsr_live.streaming.audio import read_audio
 
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
+    espeak = require_tool("espeak-ng", "no synthetic speech for this test")
     path = directory / f"{name}.wav"
-    subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
+    subprocess.run([espeak, "-w", str(path), text], check=True, capture_output=True)
     return read_audio(path)
 
 

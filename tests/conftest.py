@@ -60,3 +60,27 @@ def speech_audio(tmp_path_factory):
     second = _espeak(directory, "second sentence", "second")
     silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
     return np.concatenate([silence[: SAMPLE_RATE // 2], first, silence, second, silence])
+
+
+@pytest.fixture(scope="session")
+def wordy_model(tiny_model_dir, speech_audio, tmp_path_factory):
+    """The tiny checkpoint with its CTC head's bias levelled on the speech fixture and tilted towards
+    blank and the word delimiter: it emits many changing words on speech (the random model emits one
+    long word), so that properties of words and stable text cannot hold trivially."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from xlsr_live.model import load_model
+
+    directory = tmp_path_factory.mktemp("wordy")
+    shutil.copytree(tiny_model_dir, directory, dirs_exist_ok=True)
+    mean = torch.from_numpy(load_model(tiny_model_dir).logits(speech_audio).mean(axis=0))
+    weights = load_file(str(directory / "model.safetensors"))
+    bias = weights["lm_head.bias"] - mean
+    bias[0] += 0.5  # <pad>, the CTC blank
+    bias[4] += 0.6  # "|", the word delimiter
+    weights["lm_head.bias"] = bias.contiguous()
+    save_file(weights, str(directory / "model.safetensors"))
+    return load_model(directory)

@@ -18,7 +18,7 @@ from xlsr_live.client.stream import recognize
 def http_get(url):
     """(status, content type, body) of a GET, errors included."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
+        with urllib.request.urlopen(url, timeout=30) as reply:
             return reply.status, reply.headers["Content-Type"], reply.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers["Content-Type"], exc.read().decode()

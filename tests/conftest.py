@@ -44,7 +44,7 @@ def _espeak(directory, text: str, name: str) -> np.ndarray:
     """Synthesize `text` with espeak-ng and read it back as 16 kHz float32."""
     import subprocess
 
-    from xlsr_live.streaming.audio import read_audio
+    from xlsr_live.audio import read_audio
 
     espeak = require_tool("espeak-ng", "no synthetic speech for this test")
     path = directory / f"{name}.wav"

@@ -104,7 +104,7 @@ def test_our_streaming_final_is_as_accurate_as_offline(example):
     jiwer = pytest.importorskip("jiwer")
     from xlsr_live.model import load_model
     from xlsr_live.offline import transcribe_array
-    from xlsr_live.streaming.files import stream_file
+    from xlsr_live.file_stream import stream_file
 
     model = load_model("demo")
     offline = transcribe_array(model, example[0]).text

@@ -23,6 +23,7 @@ class Family:
     prefix: str  # state-dict prefix of the encoder ("wav2vec2." ...)
     positional: str = "conv"  # "conv": one wide grouped conv; "conv_stack": data2vec's stack of convs
     attention: str = "plain"  # "plain"; "gated_relative": WavLM's gated relative position bias
+    layer: str = "transformer"  # encoder layer kind (encoder.LAYERS)
     fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # config fields the family fixes
 
 

@@ -115,8 +115,9 @@ def test_vocab_mismatch(ckpt):
 
 
 @pytest.mark.parametrize("changes, found", [
-    ({"model_type": "hubert"}, "model_type 'hubert'"),
-    ({"adapter_attn_dim": 16}, "MMS"),
+    ({"model_type": "speech_to_text"}, "model_type 'speech_to_text'"),
+    ({"model_type": "hubert"}, "no HubertForCTC head"),
+    ({"adapter_attn_dim": 16, "do_stable_layer_norm": False}, "MMS language adapters.*pre-norm"),
     ({"feat_extract_norm": "batch"}, "feat_extract_norm 'batch'"),
     ({"architectures": ["Wav2Vec2ForPreTraining"]}, "Wav2Vec2ForCTC"),
 ])

@@ -245,6 +245,19 @@ class FeedForward(nn.Module):
         return self.output_dense(F.gelu(self.intermediate_dense(x)))
 
 
+class AttnAdapter(nn.Module):
+    """MMS language adapter after each pre-norm layer: LayerNorm, H -> adapter_attn_dim -> H with ReLU."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(config.hidden_size)
+        self.linear_1 = nn.Linear(config.hidden_size, config.adapter_attn_dim)
+        self.linear_2 = nn.Linear(config.adapter_attn_dim, config.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(F.relu(self.linear_1(self.norm(x))))
+
+
 def positional_embedding(config: ModelConfig) -> nn.Module:
     """The family's positional embedding block."""
     return PositionalConvStack(config) if config.family.positional == "conv_stack" else PositionalConv(config)

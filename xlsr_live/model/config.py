@@ -28,8 +28,13 @@ class Family:
 
 FAMILIES = {family.model_type: family for family in (
     Family("wav2vec2", "Wav2Vec2ForCTC", "wav2vec2"),
+    Family("hubert", "HubertForCTC", "hubert"),
+    Family("data2vec-audio", "Data2VecAudioForCTC", "data2vec_audio", positional="conv_stack",
+           fixed={"feat_extract_norm": "layer", "do_stable_layer_norm": False}),
+    Family("wavlm", "WavLMForCTC", "wavlm", attention="gated_relative"),
 )}
 SUPPORTED_MODEL_TYPES = tuple(FAMILIES)
+ADAPTER_MODEL_TYPES = ("wav2vec2", "hubert")  # transformers puts MMS adapters in their pre-norm layers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,8 +116,11 @@ class ModelConfig:
                 f"{source}: hidden_size {config.hidden_size} is not a multiple of "
                 f"num_attention_heads {config.num_attention_heads}"
             )
-        if config.adapter_attn_dim is not None and not config.do_stable_layer_norm:
-            raise UnsupportedModelError(f"{source}: adapter_attn_dim needs do_stable_layer_norm=true")
+        if config.adapter_attn_dim is not None and (
+                not config.do_stable_layer_norm or config.model_type not in ADAPTER_MODEL_TYPES):
+            raise UnsupportedModelError(
+                f"{source}: adapter_attn_dim (MMS language adapters) with model_type {config.model_type!r} and "
+                f"do_stable_layer_norm={config.do_stable_layer_norm}; supported: {ADAPTER_MODEL_TYPES}, pre-norm")
         return config
 
 
@@ -148,9 +156,4 @@ def _check_supported(raw: Mapping[str, Any], source: str) -> Family:
                       ("conv_pos_batch_norm", "batch norm before the positional conv")):
         if raw.get(key):
             raise UnsupportedModelError(f"{source}: {key}=true ({what}) is not supported")
-    if raw.get("adapter_attn_dim") is not None:
-        raise UnsupportedModelError(
-            f"{source}: adapter_attn_dim={raw['adapter_attn_dim']} (MMS language adapters) is not "
-            "supported; supported: plain Wav2Vec2ForCTC checkpoints"
-        )
     return family

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..constants import SAMPLE_RATE
+from .adapters import ADAPTER_FILES, AdapterCache, read_adapter
 from .checkpoint import CheckpointError, fold_weight_norm, read_state_dict, resolve_checkpoint
 from .config import ModelConfig, UnsupportedModelError
 from .tokenizer import CTCVocabulary
@@ -67,6 +68,17 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype  # of activations and of the weights not quantized
     quantization: str | None = None  # "int8": dynamic int8 linear layers
+    language: str | None = None  # MMS: the language whose adapters and vocabulary are in use
+    adapters: AdapterCache | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def with_language(self, language: str) -> "LoadedModel":
+        """This model for another language of an MMS checkpoint (adapters read on first use, then kept);
+        it shares the base weights with every other language. ValueError without language adapters."""
+        if language == self.language:
+            return self
+        if self.adapters is None:
+            raise ValueError(f"language {language!r}: {self.source} has no language adapters (adapter_attn_dim)")
+        return self.adapters.model(self, language)
 
     @property
     def uses_attention_mask(self) -> bool:
@@ -115,10 +127,14 @@ def load_model(
     device: str | torch.device = "cpu",
     dtype: str | torch.dtype = "float32",
     fuse_qkv: bool = False,
+    language: str | None = None,
 ) -> LoadedModel:
     """Load a local checkpoint directory or hub id (default: the packaged demo model).
 
     fuse_qkv: one (H -> 3H) attention input projection per layer instead of three (exact).
+    language: MMS checkpoints (adapter_attn_dim): the language whose adapter.<language>.safetensors
+    and vocabulary to use (default: the tokenizer's target_lang); other languages through
+    LoadedModel.with_language.
     """
     started = time.perf_counter()
     directory = resolve_checkpoint(name_or_path)
@@ -126,7 +142,14 @@ def load_model(
     if not config_path.is_file():
         raise CheckpointError(f"{directory}: no config.json")
     config = ModelConfig.from_dict(json.loads(config_path.read_text()), source=str(config_path))
-    vocab = CTCVocabulary.from_directory(directory)
+    if language is not None and config.adapter_attn_dim is None:
+        raise ValueError(f"language {language!r}: {directory} has no language adapters (adapter_attn_dim)")
+    vocab = CTCVocabulary.from_directory(directory, language)
+    state = read_state_dict(directory)
+    language = language or _target_language(directory, config)
+    if language is not None and any(p.is_file() for p in _adapter_files(directory, language)):
+        state.update(read_adapter(directory, language))  # this language's adapters and CTC head
+        config = dataclasses.replace(config, vocab_size=state["lm_head.weight"].shape[0])
     if len(vocab) != config.vocab_size:
         raise CheckpointError(
             f"{directory}: vocab.json has {len(vocab)} tokens but the model's output layer "
@@ -134,7 +157,7 @@ def load_model(
         )
     with torch.device("meta"):  # no random init, no second copy of the weights
         model = CTCModel(config)
-    load_state(model, read_state_dict(directory), str(directory))
+    load_state(model, state, str(directory))
     torch_device = torch.device(device)
     model = model.eval().to(torch_device, parse_dtype(dtype))
     if fuse_qkv:
@@ -145,10 +168,25 @@ def load_model(
             raise ValueError(f"dtype {dtype!r} (dynamic int8) runs on the CPU only, not on {torch_device}")
         model = quantize_int8(model)
     loaded = LoadedModel(model, config, vocab, Preprocessing.from_directory(directory), directory,
-                         torch_device, parse_dtype(dtype), quantization)
+                         torch_device, parse_dtype(dtype), quantization, language,
+                         AdapterCache(directory) if config.adapter_attn_dim is not None else None)
+    if loaded.adapters is not None:
+        loaded.adapters.add(loaded)
     log.info("loaded %s (%d layers x %d) in %.2f s", directory, config.num_hidden_layers,
              config.hidden_size, time.perf_counter() - started)
     return loaded
+
+
+def _target_language(directory: Path, config: ModelConfig) -> str | None:
+    """MMS checkpoints: the tokenizer's target_lang, if it names one."""
+    path = directory / "tokenizer_config.json"
+    if config.adapter_attn_dim is None or not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("target_lang")
+
+
+def _adapter_files(directory: Path, language: str) -> list[Path]:
+    return [directory / pattern.format(language) for pattern in ADAPTER_FILES]
 
 
 def load_state(model: CTCModel, state: dict[str, torch.Tensor], source: str) -> None:

@@ -28,6 +28,25 @@ def _token_text(value: Any) -> str | None:
     return value
 
 
+def is_multilingual(vocab: Mapping[str, Any]) -> bool:
+    """True for a vocab.json nested by language (MMS: {"eng": {token: id}, "fra": {...}})."""
+    return bool(vocab) and all(isinstance(v, Mapping) for v in vocab.values())
+
+
+def select_language(vocab: Mapping[str, Any], language: str | None, source: str) -> Mapping[str, Any]:
+    """The token table of `language` from a vocabulary nested by language; a flat one as it is."""
+    if not is_multilingual(vocab):
+        return vocab
+    if language is None:
+        raise UnsupportedModelError(
+            f"{source}: one vocabulary per language ({len(vocab)}: {', '.join(sorted(vocab)[:8])}"
+            f"{' ...' if len(vocab) > 8 else ''}); choose one with language=LANG (--language)")
+    if language not in vocab:
+        raise ValueError(f"language {language!r} is not in {source}; it has {', '.join(sorted(vocab)[:20])}"
+                         f"{' ...' if len(vocab) > 20 else ''}")
+    return vocab[language]
+
+
 @dataclasses.dataclass(frozen=True)
 class CTCVocabulary:
     """Labels of the CTC output layer and the special tokens among them."""
@@ -87,8 +106,11 @@ class CTCVocabulary:
         return ids
 
     @classmethod
-    def from_directory(cls, directory: Path) -> "CTCVocabulary":
-        """Read vocab.json and tokenizer_config.json (optional) from a checkpoint directory."""
+    def from_directory(cls, directory: Path, language: str | None = None) -> "CTCVocabulary":
+        """Read vocab.json and tokenizer_config.json (optional) from a checkpoint directory.
+
+        A vocabulary nested by language (MMS) needs `language` or the tokenizer's `target_lang`.
+        """
         vocab_path = directory / "vocab.json"
         if not vocab_path.is_file():
             raise CheckpointError(f"{vocab_path}: no such file (the Wav2Vec2CTCTokenizer vocabulary)")
@@ -97,14 +119,15 @@ class CTCVocabulary:
         tok_config = {}
         if config_path.is_file():
             tok_config = json.loads(config_path.read_text(encoding="utf-8"))
-        return cls.from_mappings(vocab, tok_config, source=str(vocab_path))
+        language = language or tok_config.get("target_lang")
+        return cls.from_mappings(select_language(vocab, language, str(vocab_path)), tok_config, str(vocab_path))
 
     @classmethod
     def from_mappings(
         cls, vocab: Mapping[str, Any], tok_config: Mapping[str, Any], source: str = "vocab.json"
     ) -> "CTCVocabulary":
         """Build from the parsed vocab.json and tokenizer_config.json."""
-        if vocab and all(isinstance(v, Mapping) for v in vocab.values()):
+        if is_multilingual(vocab):
             raise UnsupportedModelError(
                 f"{source}: a multilingual vocabulary (one table per language: "
                 f"{sorted(vocab)[:5]}...) is not supported; supported: one flat token->id table"

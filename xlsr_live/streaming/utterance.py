@@ -182,7 +182,3 @@ class Utterance:
         audio = self.audio.get(first * self.hop, (first + frames) * self.hop).astype(np.float64)
         energy = (audio.reshape(frames, self.hop) ** 2).sum(axis=1)
         return (first + int(np.argmin(energy))) * self.hop
-
-    def tail_audio(self, from_sample: int) -> np.ndarray:
-        """Audio from `from_sample` to the end of what was received (to start the next utterance)."""
-        return self.audio.get(from_sample, self.audio.end)

@@ -12,7 +12,7 @@ on long utterances.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
@@ -90,10 +90,12 @@ def build_beam_decoder(alphabet: BeamAlphabet, options: DecoderOptions):
 class BeamUtteranceDecoder:
     """Beam search for one utterance (an UtteranceDecoder)."""
 
-    def __init__(self, vocab: CTCVocabulary, options: DecoderOptions, decoder=None):
+    def __init__(self, vocab: CTCVocabulary, options: DecoderOptions, decoder=None,
+                 alphabet: Optional[BeamAlphabet] = None):
+        """`decoder`: a (shared) pyctcdecode decoder for `alphabet`'s labels, built here if None."""
         self.vocab = vocab
         self.options = options
-        self.alphabet = BeamAlphabet(vocab)
+        self.alphabet = alphabet if alphabet is not None else BeamAlphabet(vocab)
         self.decoder = decoder if decoder is not None else build_beam_decoder(self.alphabet, options)
         self.words: list[tuple[str, int, int, float]] = []  # committed (word, start, end frame, conf)
         self.base = 0  # utterance frame where the pending frames start

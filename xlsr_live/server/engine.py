@@ -42,13 +42,20 @@ class Engine(Protocol):
 
 
 class ModelEngine:
-    """The real engine: one loaded model, one `StreamingRecognizer` per stream."""
+    """The real engine: one loaded model, one `StreamingRecognizer` per stream.
+
+    Beam search (pyctcdecode and its loaded KenLM) is built once per LM setting, at start-up for
+    the server's default decoder, and shared by every session; hotwords stay per session.
+    """
 
     def __init__(self, model, streaming_options=None):
+        from ..decoding import BeamSearches, DecoderFactory
         from ..streaming.options import StreamingOptions
 
         self.model = model
         self.streaming_options = streaming_options or StreamingOptions()
+        self.beam_searches = BeamSearches()
+        DecoderFactory(model.vocab, self.streaming_options.decoder, self.beam_searches).prepare()
 
     def _options_for(self, options: StreamOptions):
         """Engine options for one stream: the server's defaults with the client's requests."""
@@ -64,10 +71,13 @@ class ModelEngine:
 
     def create(self, options: StreamOptions) -> SplitRecognizer:
         """A fresh recognizer for one stream; ValueError names a bad sample rate or option."""
+        from ..decoding import DecoderFactory
         from ..streaming.recognizer import StreamingRecognizer
 
         rate = check_sample_rate(options.sample_rate)
-        return StreamingRecognizer(self.model, self._options_for(options), sample_rate=rate)
+        stream_options = self._options_for(options)
+        decoders = DecoderFactory(self.model.vocab, stream_options.decoder, self.beam_searches)
+        return StreamingRecognizer(self.model, stream_options, sample_rate=rate, decoders=decoders)
 
     def run_jobs(self, jobs: Sequence[Any]) -> list:
         """One padded forward pass over windows of any sessions (runs on the batch worker thread)."""

@@ -114,8 +114,13 @@ class BertConfig:
 
     @property
     def receptive_field_samples(self) -> int:
-        """Samples the first output frame needs at least (one 25 ms frame; the model pads the rest)."""
-        return FRAME_SAMPLES
+        """Samples of the shortest input that yields one output frame made of whole stacked frames
+        (560: two 25 ms frames 10 ms apart; more with adapter layers). Windows of n frames take
+        (n - 1) * hop_samples + this many samples."""
+        stacked = 1
+        while self.add_adapter and self.adapter_lengths(stacked, padding="conv") < 1:
+            stacked += 1
+        return FRAME_SAMPLES + (self.stack_frames * stacked - 1) * HOP_SAMPLES
 
     def adapter_lengths(self, lengths, layers: int | None = None, padding: str = "mask"):
         """Frames after `layers` adapter layers (all by default): "conv" = what the convs output,

@@ -30,6 +30,7 @@ class _CTCInterface(nn.Module):
     """What the engine calls on every family, in terms of features -> logits."""
 
     ignored_prefixes: tuple[str, ...] = ()
+    supports_kv_cache = False  # relative/rotary positions depend on the window: streaming recomputes
 
     def encode_features(self, features: torch.Tensor, frame_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         raise NotImplementedError
@@ -176,7 +177,7 @@ class Wav2Vec2BertForCTC(_CTCInterface):
         """Waveform (B, S) -> normalised stacked filter banks (B, T, 160) and their mask (B, T)."""
         lengths = None if sample_mask is None else sample_mask.long().sum(-1)
         features, mask = self.filter_bank(waveform, lengths)
-        return features.to(waveform.dtype), mask
+        return features.to(self.wav2vec2_bert.feature_projection.layer_norm.weight.dtype), mask
 
     def encode_features(self, features: torch.Tensor, frame_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Stacked filter banks (B, T, 160) -> logits (B, T', V) (T' < T with adapter layers)."""
@@ -198,6 +199,21 @@ class Wav2Vec2BertForCTC(_CTCInterface):
         return torch.arange(total, device=sample_mask.device)[None, :] < lengths[:, None]
 
     def forward(self, waveform: torch.Tensor, sample_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Raw (not normalised) waveform (B, S) in [-1, 1] -> logits; features normalised per input."""
+        """Raw (not normalised) waveform (B, S) in [-1, 1], float32 whatever the model's dtype (see
+        LoadedModel.input_dtype) -> logits; features normalised per input."""
         features, mask = self.features(waveform, sample_mask)
         return self.encode_features(features, None if bool(mask.all()) else mask)
+
+
+FAMILIES = {"wav2vec2-conformer": (ConformerConfig, Wav2Vec2ConformerForCTC),
+            "wav2vec2-bert": (BertConfig, Wav2Vec2BertForCTC)}
+
+
+def build(raw: dict, preprocessor: dict, source: str) -> Optional[nn.Module]:
+    """The (meta-device-ready) model for a conformer-family config.json, or None for other families."""
+    if raw.get("model_type") not in FAMILIES:
+        return None
+    config_class, model_class = FAMILIES[raw["model_type"]]
+    if config_class is BertConfig:
+        return model_class(BertConfig.from_dict(raw, source, preprocessor))
+    return model_class(config_class.from_dict(raw, source))

@@ -15,6 +15,7 @@ import torch
 from ..constants import SAMPLE_RATE
 from .checkpoint import CheckpointError, fold_weight_norm, read_state_dict, resolve_checkpoint
 from .config import UnsupportedModelError, Wav2Vec2Config
+from . import conformer_ctc
 from .tokenizer import CTCVocabulary
 from .wav2vec2 import Wav2Vec2ForCTC
 
@@ -25,6 +26,7 @@ DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.floa
           "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 IGNORED_KEYS = ("wav2vec2.masked_spec_embed",)  # training-only (SpecAugment mask embedding)
 NORM_EPS = 1e-7  # Wav2Vec2FeatureExtractor's variance floor
+FILTER_BANK_EXTRACTOR = "SeamlessM4TFeatureExtractor"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Preprocessing:
         rate = raw.get("sampling_rate", SAMPLE_RATE)
         if rate != SAMPLE_RATE:
             raise UnsupportedModelError(f"{path}: sampling_rate {rate} is not supported; supported: {SAMPLE_RATE}")
+        if raw.get("feature_extractor_type") == FILTER_BANK_EXTRACTOR:  # w2v-BERT: the model makes and
+            return cls(do_normalize=False, return_attention_mask=True)  # normalises its filter banks
         return cls(bool(raw.get("do_normalize", True)), bool(raw.get("return_attention_mask", False)))
 
 
@@ -71,14 +75,20 @@ class LoadedModel:
     @property
     def uses_attention_mask(self) -> bool:
         """Layer-norm (XLSR) checkpoints take masks; group-norm (base) ones want zero padding."""
-        return self.preprocessing.return_attention_mask and self.config.feat_extract_norm == "layer"
+        return self.preprocessing.return_attention_mask and self.config.feat_extract_norm in ("layer", "filter_bank")
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """dtype of the waveform fed to the model: float32 for filter-bank models (w2v-BERT makes its
+        features from it in float64), the model's dtype otherwise."""
+        return torch.float32 if self.config.feat_extract_norm == "filter_bank" else self.dtype
 
     @torch.inference_mode()
     def logits(self, audio: np.ndarray) -> np.ndarray:
         """Logits (T, V) as float32 for one whole input, normalised as the checkpoint asks."""
-        if len(audio) < self.config.receptive_field_samples:
+        if self.config.num_frames(len(audio)) == 0:
             return np.zeros((0, self.config.vocab_size), dtype=np.float32)
-        wave = torch.from_numpy(self.preprocessing.normalize(audio))[None].to(self.device, self.dtype)
+        wave = torch.from_numpy(self.preprocessing.normalize(audio))[None].to(self.device, self.input_dtype)
         return self.model(wave)[0].float().cpu().numpy()
 
 
@@ -125,15 +135,19 @@ def load_model(
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise CheckpointError(f"{directory}: no config.json")
-    config = Wav2Vec2Config.from_dict(json.loads(config_path.read_text()), source=str(config_path))
+    raw = json.loads(config_path.read_text())
+    with torch.device("meta"):  # no random init, no second copy of the weights
+        model = conformer_ctc.build(raw, _preprocessor_dict(directory), str(config_path))
+    config = Wav2Vec2Config.from_dict(raw, source=str(config_path)) if model is None else model.config
     vocab = CTCVocabulary.from_directory(directory)
     if len(vocab) != config.vocab_size:
         raise CheckpointError(
             f"{directory}: vocab.json has {len(vocab)} tokens but the model's output layer "
             f"(config vocab_size) has {config.vocab_size}"
         )
-    with torch.device("meta"):  # no random init, no second copy of the weights
-        model = Wav2Vec2ForCTC(config)
+    if model is None:
+        with torch.device("meta"):
+            model = Wav2Vec2ForCTC(config)
     load_state(model, read_state_dict(directory), str(directory))
     torch_device = torch.device(device)
     model = model.eval().to(torch_device, parse_dtype(dtype))
@@ -151,12 +165,19 @@ def load_model(
     return loaded
 
 
+def _preprocessor_dict(directory: Path) -> dict:
+    """preprocessor_config.json as a dict ({} if absent)."""
+    path = directory / "preprocessor_config.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def load_state(model: Wav2Vec2ForCTC, state: dict[str, torch.Tensor], source: str) -> None:
     """Copy every tensor into the model; any missing, unexpected or mis-shaped tensor is fatal."""
     state = fold_weight_norm(state)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected) - set(IGNORED_KEYS))
+    ignored = set(IGNORED_KEYS) | {k for k in state if k.startswith(getattr(model, "ignored_prefixes", ()))}
+    unexpected = sorted(set(state) - set(expected) - ignored)
     if missing or unexpected:
         raise CheckpointError(
             f"{source}: tensors do not match a Wav2Vec2ForCTC of this config.json: "

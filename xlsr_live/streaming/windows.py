@@ -157,9 +157,13 @@ def _run_features(model: LoadedModel, jobs: Sequence[WindowJob]) -> torch.Tensor
 
 
 def _run_audio(model: LoadedModel, jobs: Sequence[WindowJob]) -> torch.Tensor:
-    """Group-norm models: zero-pad normalised audio and run the whole model (no mask)."""
+    """Audio windows: zero-pad and run the whole model; group-norm models without a mask (as
+    transformers feeds them), filter-bank models with one."""
     longest = max(job.audio.shape[0] for job in jobs)
-    batch = torch.zeros((len(jobs), longest), device=model.device, dtype=model.dtype)
+    batch = torch.zeros((len(jobs), longest), device=model.device, dtype=model.input_dtype)
+    mask = torch.zeros((len(jobs), longest), dtype=torch.bool, device=model.device)
     for i, job in enumerate(jobs):
         batch[i, : job.audio.shape[0]] = job.audio
-    return model.model(batch)
+        mask[i, : job.audio.shape[0]] = True
+    # filter-bank models (w2v-BERT) normalise features per input: they need the lengths (exact)
+    return model.model(batch, mask if model.uses_attention_mask and not bool(mask.all()) else None)

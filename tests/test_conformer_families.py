@@ -13,7 +13,7 @@ from xlsr_live.model.features import FilterBank  # noqa: E402
 from xlsr_live.model.testing import ENGLISH_VOCAB  # noqa: E402
 from xlsr_live.offline import transcribe_array  # noqa: E402
 from xlsr_live.streaming import StreamingRecognizer  # noqa: E402
-from xlsr_live.streaming.decoding import greedy_decode  # noqa: E402
+from xlsr_live.ctc import greedy_decode  # noqa: E402
 from xlsr_live.streaming.options import (EndpointOptions, StreamingOptions, VadOptions,  # noqa: E402
                                          WindowOptions)
 

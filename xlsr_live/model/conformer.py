@@ -248,7 +248,11 @@ class ConformerEncoder(nn.Module):
             return sinusoid_table(frames, hidden.shape[2]).to(hidden.device)
         return None
 
-    def forward(self, hidden: torch.Tensor, frame_mask: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, frame_mask: Optional[torch.Tensor] = None, cache=None) -> torch.Tensor:
+        """hidden (B, T, H), frame_mask (B, T) True = real frame -> (B, T, H); no StreamCache path."""
+        if cache is not None:
+            raise ValueError("conformer encoders have no key/value cache (window-relative positions); "
+                             "stream with context='recompute'")
         if frame_mask is not None:
             hidden = hidden.masked_fill(~frame_mask[:, :, None], 0.0)
         position = self.position(hidden)

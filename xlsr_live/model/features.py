@@ -17,6 +17,7 @@ normalise their waveform); a window holding a whole utterance gives exactly the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Optional
 
@@ -79,6 +80,48 @@ def normalise_bins(features: torch.Tensor) -> torch.Tensor:
 def num_fbank_frames(num_samples: int) -> int:
     """10 ms frames of an input of `num_samples` samples."""
     return 0 if num_samples < FRAME_SAMPLES else 1 + (num_samples - FRAME_SAMPLES) // HOP_SAMPLES
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterBankGeometry:
+    """Frames of w2v-BERT's output: stacked filter banks (50 Hz), then `adapter_layers` strided convs."""
+
+    adapter_kernel: int = 3
+    adapter_stride: int = 2
+    adapter_layers: int = 0
+    stack: int = 2
+
+    @property
+    def hop_samples(self) -> int:
+        """Samples between two output frames: 320, times the adapter strides."""
+        return HOP_SAMPLES * self.stack * self.adapter_stride ** self.adapter_layers
+
+    def adapter_lengths(self, lengths, layers: Optional[int] = None, padding: str = "conv"):
+        """Frames after `layers` adapter layers (all by default), int or tensor: "conv" = what the convs
+        output (they pad stride // 2), "mask" = transformers' attention-mask lengths (kernel // 2)."""
+        kernel, stride = self.adapter_kernel, self.adapter_stride
+        pad = stride // 2 if padding == "conv" else kernel // 2
+        for _ in range(self.adapter_layers if layers is None else layers):
+            if isinstance(lengths, torch.Tensor):
+                lengths = torch.floor((lengths + 2 * pad - kernel) / stride + 1)
+            else:
+                lengths = max(math.floor((lengths + 2 * pad - kernel) / stride) + 1, 0)
+        return lengths
+
+    @property
+    def receptive_field_samples(self) -> int:
+        """Samples of the shortest input that yields one output frame made of whole stacked frames
+        (560: two 25 ms frames 10 ms apart; more with adapter layers); windows of n frames take
+        (n - 1) * hop_samples + this many samples."""
+        stacked = 1
+        while self.adapter_lengths(stacked) < 1:
+            stacked += 1
+        return FRAME_SAMPLES + (self.stack * stacked - 1) * HOP_SAMPLES
+
+    def num_frames(self, num_samples: int) -> int:
+        """Output frames (logits) for an input of `num_samples` samples."""
+        frames = math.ceil(num_fbank_frames(num_samples) / self.stack)
+        return self.adapter_lengths(frames) if frames else 0
 
 
 class FilterBank(nn.Module):

@@ -11,7 +11,7 @@ transformers = pytest.importorskip("transformers")
 from xlsr_live.model import load_model  # noqa: E402
 from xlsr_live.model.checkpoint import CheckpointError  # noqa: E402
 from xlsr_live.model.config import UnsupportedModelError  # noqa: E402
-from xlsr_live.streaming.decoding import greedy_decode  # noqa: E402
+from xlsr_live.ctc import greedy_decode  # noqa: E402
 
 TOLERANCE = 1e-4
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>", "|"]

@@ -5,8 +5,8 @@ import threading
 
 import numpy as np
 import pytest
-
 from server_fake import FakeEngine, FakeRecognizer, level_audio
+
 from xlsr_live.decoding import DecoderOptions
 from xlsr_live.server.batcher import MicroBatcher
 from xlsr_live.server.engine import ModelEngine

@@ -50,10 +50,13 @@ class ModelEngine:
 
     def __init__(self, model, streaming_options=None):
         from ..decoding import BeamSearches, DecoderFactory
+        from ..decoding.lm import resolve_decoder
         from ..streaming.options import StreamingOptions
 
         self.model = model
-        self.streaming_options = streaming_options or StreamingOptions()
+        options = streaming_options or StreamingOptions()
+        # decoder "auto": the checkpoint's language_model/ folder with beam search, if it has one
+        self.streaming_options = dataclasses.replace(options, decoder=resolve_decoder(options.decoder, model.source))
         self.beam_searches = BeamSearches()
         DecoderFactory(model.vocab, self.streaming_options.decoder, self.beam_searches).prepare()
 

@@ -38,6 +38,8 @@ KINDS = {
     "bert": ("bert", dict(SMALL, conv_depthwise_kernel_size=5, left_max_position_embeddings=7,
                           right_max_position_embeddings=3)),
     "bert_rotary": ("bert", dict(SMALL, conv_depthwise_kernel_size=9, position_embeddings_type="rotary")),
+    "bert_relative": ("bert", dict(SMALL, conv_depthwise_kernel_size=3, position_embeddings_type="relative",
+                                   layer_norm_eps=1e-3)),
     "bert_adapter": ("bert", dict(SMALL, conv_depthwise_kernel_size=5, add_adapter=True, output_hidden_size=24,
                                   use_intermediate_ffn_before_adapter=True)),
     "bert_adapter_odd": ("bert", dict(SMALL, conv_depthwise_kernel_size=3, add_adapter=True, output_hidden_size=24,

@@ -11,6 +11,9 @@ transformers = pytest.importorskip("transformers")
 from xlsr_live.model import load_model  # noqa: E402
 from xlsr_live.model.checkpoint import CheckpointError  # noqa: E402
 from xlsr_live.model.config import UnsupportedModelError  # noqa: E402
+from xlsr_live.streaming.options import EndpointOptions, StreamingOptions, VadOptions, WindowOptions  # noqa: E402
+from xlsr_live.streaming.recognizer import StreamingRecognizer  # noqa: E402
+from xlsr_live.streaming.windows import run_jobs  # noqa: E402
 from xlsr_live.ctc import greedy_decode  # noqa: E402
 
 TOLERANCE = 1e-4
@@ -131,3 +134,58 @@ def test_missing_adapter_file_named(mms_dir, tmp_path):
     (copy / "adapter.fra.safetensors").unlink()
     with pytest.raises(CheckpointError, match=r"adapter\.fra\.safetensors"):
         load_model(copy, language="eng").with_language("fra")
+
+
+SHORT = dict(window=WindowOptions(chunk_ms=400, left_context_ms=10_000, lookahead_ms=10_000),
+             vad=VadOptions(enabled=False), endpoint=EndpointOptions(enabled=False))
+
+
+def test_windows_of_two_languages_in_one_call(mms_dir):
+    """run_jobs given windows of streams in two languages runs each with its own adapters and head."""
+    eng = load_model(mms_dir, language="eng")
+    jobs = []
+    for model in (eng, eng.with_language("fra")):
+        rec = StreamingRecognizer(model, StreamingOptions(**SHORT))
+        rec.push(0.1 * audio(3)[:16_000])
+        rec.end()
+        jobs.append(rec.next_job())
+    assert [job.language for job in jobs] == ["eng", "fra"]
+    together = run_jobs(eng, jobs)
+    assert [rows.shape[1] for rows in together] == [len(VOCABS["eng"]), len(VOCABS["fra"])]
+    for job, rows in zip(jobs, together):
+        np.testing.assert_allclose(rows, run_jobs(eng.with_language(job.language), [job])[0], atol=1e-5)
+
+
+def test_server_sessions_in_two_languages(mms_dir):
+    """Two concurrent native sessions asking for different languages each get their language's text."""
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    from server_fake import drain, run_server
+    from xlsr_live.server.engine import ModelEngine
+
+    eng = load_model(mms_dir, language="eng")
+    wave = 0.1 * audio(4)[:20_000]
+    pcm = (wave * 32767).astype("<i2").tobytes()
+
+    async def session(url, language):
+        async with connect(url) as ws:
+            await ws.send(json.dumps({"type": "start", "language": language}))
+            for start in range(0, len(pcm), 6_400):
+                await ws.send(pcm[start:start + 6_400])
+            await ws.send(json.dumps({"type": "end"}))
+            return await drain(ws)
+
+    async def client(server):
+        return await asyncio.gather(session(server.url, "fra"), session(server.url, "eng"),
+                                    session(server.url, "deu"))
+
+    fra, english, unknown = run_server(ModelEngine(eng, StreamingOptions(**SHORT)), client)
+    decoded = (wave * 32767).astype(np.int16).astype(np.float32) / 32768  # what the server heard
+    texts = [[m["text"] for m in messages if m["type"] == "final"] for messages in (fra, english)]
+    assert texts[0] != texts[1]
+    for messages, language in ((fra, "fra"), (english, "eng")):
+        expected = greedy_decode(eng.with_language(language).logits(decoded), eng.with_language(language).vocab)[0]
+        assert [m["text"] for m in messages if m["type"] == "final"] == [expected] and expected
+    assert unknown[-1]["type"] == "error" and "'deu' is not available; available: eng, fra" in unknown[-1]["message"]

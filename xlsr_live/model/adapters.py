@@ -9,6 +9,7 @@ set of base weights; each language is read on first use and kept.
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,12 +20,21 @@ from torch import nn
 from .blocks import AttnAdapter
 from .checkpoint import CheckpointError
 from .config import ModelConfig
+from .quantize import quantize_int8
 from .tokenizer import CTCVocabulary
 
 if TYPE_CHECKING:
     from .loader import LoadedModel
 
 ADAPTER_FILES = ("adapter.{}.safetensors", "adapter.{}.bin")  # transformers' names, safetensors first
+LANGUAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")  # MMS uses ISO 639-3 codes, some with a script suffix
+
+
+def check_language(language: str) -> str:
+    """A language name that can be part of a file name; ValueError names anything else."""
+    if not isinstance(language, str) or not LANGUAGE_NAME.fullmatch(language):
+        raise ValueError(f"language {language!r}: expected 1-32 letters, digits, '_' or '-'")
+    return language
 
 
 def adapter_paths(config: ModelConfig) -> list[str]:
@@ -35,6 +45,7 @@ def adapter_paths(config: ModelConfig) -> list[str]:
 
 def read_adapter(directory: Path, language: str) -> dict[str, torch.Tensor]:
     """Tensors of adapter.<language>.safetensors (or .bin, read with weights_only=True)."""
+    check_language(language)
     for pattern in ADAPTER_FILES:
         path = directory / pattern.format(language)
         if not path.is_file():
@@ -88,8 +99,6 @@ def _adapter_modules(base: "LoadedModel", state: dict[str, torch.Tensor], config
         module.load_state_dict({k[len(path) + 1:]: v for k, v in state.items() if k.startswith(path + ".")})
         module = module.eval().to(base.device, base.dtype)
         if base.quantization == "int8":
-            from .loader import quantize_int8
-
             module = quantize_int8(nn.Sequential(module))[0]
         modules[path] = module
     return modules
@@ -115,6 +124,7 @@ class AdapterCache:
 
     def model(self, base: "LoadedModel", language: str) -> "LoadedModel":
         """`base` with `language`'s adapters and vocabulary; the same object for every later call."""
+        check_language(language)
         with self._lock:
             if language not in self._models:
                 self._models[language] = self._make(base, language)

@@ -18,6 +18,7 @@ from .checkpoint import CheckpointError, fold_weight_norm, read_state_dict, reso
 from .config import ModelConfig, UnsupportedModelError
 from .tokenizer import CTCVocabulary
 from .encoder import CTCModel
+from .quantize import quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +123,6 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
         return DTYPES[str(name).lower()]
     except KeyError:
         raise ValueError(f"dtype {name!r} is not supported; supported: {sorted(DTYPES) + list(INT8)}") from None
-
-
-def quantize_int8(model: CTCModel) -> CTCModel:
-    """Dynamic int8 quantization of every linear layer (weights int8, activations quantized per call)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao's eager-mode deprecation notice
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def load_model(

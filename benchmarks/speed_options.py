@@ -177,7 +177,7 @@ def micro(args) -> dict:
     import torch
 
     from xlsr_live.model import load_model
-    from xlsr_live.model.loader import quantize_int8
+    from xlsr_live.model.quantize import quantize_int8
 
     path = _common.model_path(args.model)
     base = load_model(path).model

@@ -20,12 +20,14 @@ from .metrics import Metrics
 from .native import CLOSE_GOING_AWAY, NativeConnection
 from .options import ServerOptions, exposure_warning
 from .outbox import Outbox
+from .realtime import RealtimeConnection
 from .session import Channel, discard_incoming, session_ids
 from .vosk import VoskConnection
 
 log = logging.getLogger(__name__)
-PROTOCOL_PATHS = {"/native": "native", "/vosk": "vosk"}  # any other path: ServerOptions.protocol
-HANDLERS = {"native": NativeConnection, "vosk": VoskConnection}
+PROTOCOL_PATHS = {"/native": "native", "/vosk": "vosk", "/v1/realtime": "realtime"}  # else: options.protocol
+HANDLERS = {"native": NativeConnection, "vosk": VoskConnection, "realtime": RealtimeConnection}
+TRANSPORT_SIZE_FACTOR = 4  # the transport cuts (1009) beyond this many max_message_bytes; handlers check the limit
 CLOSE_TIMEOUT_S = 5.0  # after the grace period: sessions still open are cut off this long at most
 
 
@@ -98,7 +100,7 @@ class SpeechServer:
             log.warning("%s", warning)
         config = uvicorn.Config(
             self, http="h11", ws="websockets-sansio", lifespan="off", log_config=None, access_log=False,
-            ws_max_size=self.options.max_message_bytes, ws_ping_interval=20.0, ws_ping_timeout=20.0,
+            ws_max_size=TRANSPORT_SIZE_FACTOR * self.options.max_message_bytes, ws_ping_interval=20.0, ws_ping_timeout=20.0,
             ssl_certfile=self.options.tls_cert, ssl_keyfile=self.options.tls_key,
             timeout_graceful_shutdown=int(CLOSE_TIMEOUT_S), server_header=False)
         config.load()
@@ -165,7 +167,9 @@ class SpeechServer:
         metrics.sessions_total += 1
         path = websocket.scope.get("path", "/")
         protocol = PROTOCOL_PATHS.get(path, self.options.protocol)
-        channel = Channel(websocket, self.options.idle_timeout_s, self.options.session_timeout_s, self.ctx.shutdown)
+        limit = None if protocol == "realtime" else self.options.max_message_bytes  # realtime: error events
+        channel = Channel(websocket, self.options.idle_timeout_s, self.options.session_timeout_s, self.ctx.shutdown,
+                          max_bytes=limit)
         outbox = Outbox(websocket, self.options.max_queued_messages, self.options.send_timeout_s,
                         on_drop=metrics.count_dropped_partials)
         try:

@@ -34,7 +34,7 @@ def _espeak(directory, text: str, name: str) -> np.ndarray:
     import shutil
     import subprocess
 
-    from xlsr_live.streaming.audio import read_audio
+    from xlsr_live.audio import read_audio
 
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed")

@@ -6,7 +6,8 @@ import subprocess
 import numpy as np
 from websockets.exceptions import ConnectionClosed
 
-from xlsr_live.streaming.events import Final, Partial, SpeechEnd, SpeechStart, Word
+from xlsr_live.ctc import Word
+from xlsr_live.streaming.events import Final, Partial, SpeechEnd, SpeechStart
 
 WINDOW = 1600  # samples per fake window (100 ms at 16 kHz)
 UTTERANCE = 5  # windows per fake utterance

@@ -54,8 +54,8 @@ def test_missing_model_exit_code(tmp_path, capsys):
 
 def test_stream_jsonl_matches_engine(tmp_path, tiny_model_dir, tiny_model, capsys):
     """--stream --format jsonl prints the engine's events, ending with a final per utterance."""
+    from xlsr_live.file_stream import stream_file
     from xlsr_live.streaming.events import event_to_dict
-    from xlsr_live.streaming.files import stream_file
 
     path = _write(tmp_path / "a.wav", seconds=2.0, rate=16_000)
     assert main(["transcribe", path, "--model", str(tiny_model_dir), "--stream", "--format", "jsonl"]) == 0

@@ -1,12 +1,13 @@
 """Greedy CTC decoding: collapse, words, timing, confidence and incremental equivalence."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xlsr_live.model.tokenizer import CTCVocabulary
+from xlsr_live.ctc import GreedyCTCDecoder, greedy_decode, normalize_text, runs_text
 from xlsr_live.model.testing import ENGLISH_VOCAB
-from xlsr_live.streaming.decoding import GreedyCTCDecoder, greedy_decode, normalize_text, runs_text
+from xlsr_live.model.tokenizer import CTCVocabulary
 
 VOCAB = CTCVocabulary.from_mappings({t: i for i, t in enumerate(ENGLISH_VOCAB)}, {})
 
@@ -75,3 +76,13 @@ def test_peek_does_not_commit(tokens, cut):
     tail = runs_text(decoder.peek(logits[cut:]), VOCAB)
     assert runs_text(decoder.runs, VOCAB) == before
     assert normalize_text(before + tail) == greedy_decode(logits, VOCAB)[0]
+
+
+def test_decoders_implement_the_protocol():
+    """Greedy and beam utterance decoders both satisfy the declared UtteranceDecoder protocol."""
+    from xlsr_live.decoding import DecoderFactory, DecoderOptions, UtteranceDecoder
+
+    assert isinstance(DecoderFactory(VOCAB, DecoderOptions())(), UtteranceDecoder)
+    assert not isinstance(object(), UtteranceDecoder)
+    pytest.importorskip("pyctcdecode")
+    assert isinstance(DecoderFactory(VOCAB, DecoderOptions(kind="beam"))(), UtteranceDecoder)

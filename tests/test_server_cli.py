@@ -15,12 +15,12 @@ import soundfile
 from websockets.asyncio.client import connect
 
 from server_fake import RATE, run_server, speak
+from xlsr_live.audio import iter_audio_blocks
 from xlsr_live.client import cli as client_cli
 from xlsr_live.client.captions import CaptionPrinter
 from xlsr_live.client.stream import encode, split_blocks
 from xlsr_live.server import cli as serve_cli
 from xlsr_live.server.engine import ModelEngine
-from xlsr_live.streaming.audio import iter_audio_blocks
 from xlsr_live.streaming.recognizer import StreamingRecognizer
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")

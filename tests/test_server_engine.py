@@ -10,10 +10,11 @@ from websockets.asyncio.client import connect
 
 from server_fake import RATE, SENTENCES, run_server, speak
 from xlsr_live.client.stream import recognize, split_blocks
+from xlsr_live.decoding import DecoderOptions
 from xlsr_live.server.engine import ModelEngine
 from xlsr_live.server.options import StreamOptions
 from xlsr_live.streaming.events import event_to_dict
-from xlsr_live.streaming.options import DecoderOptions, StreamingOptions
+from xlsr_live.streaming.options import StreamingOptions
 from xlsr_live.streaming.recognizer import StreamingRecognizer
 
 

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from xlsr_live.audio import resample
 from xlsr_live.constants import SAMPLE_RATE
-from xlsr_live.streaming.audio import resample
 from xlsr_live.streaming.events import Final, Partial, SpeechEnd, SpeechStart
 from xlsr_live.streaming.options import StreamingOptions, VadOptions, WindowOptions
 from xlsr_live.streaming.recognizer import StreamingRecognizer

@@ -1,4 +1,4 @@
-"""Load a Hugging Face wav2vec2 CTC checkpoint into xlsr-live's own torch modules."""
+"""Load a Hugging Face CTC checkpoint (wav2vec2 and the families in config.FAMILIES) into our own modules."""
 
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ import torch
 
 from ..constants import SAMPLE_RATE
 from .checkpoint import CheckpointError, fold_weight_norm, read_state_dict, resolve_checkpoint
-from .config import UnsupportedModelError, Wav2Vec2Config
+from .config import ModelConfig, UnsupportedModelError
 from .tokenizer import CTCVocabulary
-from .wav2vec2 import Wav2Vec2ForCTC
+from .encoder import CTCModel
 
 log = logging.getLogger(__name__)
 
 INT8 = ("int8", "qint8")  # dynamic int8 quantization of linear layers (CPU), fp32 activations
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
           "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-IGNORED_KEYS = ("wav2vec2.masked_spec_embed",)  # training-only (SpecAugment mask embedding)
+IGNORED_KEYS = ("masked_spec_embed",)  # training-only (SpecAugment mask embedding), after the family prefix
 NORM_EPS = 1e-7  # Wav2Vec2FeatureExtractor's variance floor
 
 
@@ -59,8 +59,8 @@ class Preprocessing:
 class LoadedModel:
     """A model ready for inference with everything needed to feed it and read its output."""
 
-    model: Wav2Vec2ForCTC
-    config: Wav2Vec2Config
+    model: CTCModel
+    config: ModelConfig
     vocab: CTCVocabulary
     preprocessing: Preprocessing
     source: Path
@@ -101,7 +101,7 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
         raise ValueError(f"dtype {name!r} is not supported; supported: {sorted(DTYPES) + list(INT8)}") from None
 
 
-def quantize_int8(model: Wav2Vec2ForCTC) -> Wav2Vec2ForCTC:
+def quantize_int8(model: CTCModel) -> CTCModel:
     """Dynamic int8 quantization of every linear layer (weights int8, activations quantized per call)."""
     import warnings
 
@@ -125,7 +125,7 @@ def load_model(
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise CheckpointError(f"{directory}: no config.json")
-    config = Wav2Vec2Config.from_dict(json.loads(config_path.read_text()), source=str(config_path))
+    config = ModelConfig.from_dict(json.loads(config_path.read_text()), source=str(config_path))
     vocab = CTCVocabulary.from_directory(directory)
     if len(vocab) != config.vocab_size:
         raise CheckpointError(
@@ -133,7 +133,7 @@ def load_model(
             f"(config vocab_size) has {config.vocab_size}"
         )
     with torch.device("meta"):  # no random init, no second copy of the weights
-        model = Wav2Vec2ForCTC(config)
+        model = CTCModel(config)
     load_state(model, read_state_dict(directory), str(directory))
     torch_device = torch.device(device)
     model = model.eval().to(torch_device, parse_dtype(dtype))
@@ -151,15 +151,16 @@ def load_model(
     return loaded
 
 
-def load_state(model: Wav2Vec2ForCTC, state: dict[str, torch.Tensor], source: str) -> None:
+def load_state(model: CTCModel, state: dict[str, torch.Tensor], source: str) -> None:
     """Copy every tensor into the model; any missing, unexpected or mis-shaped tensor is fatal."""
     state = fold_weight_norm(state)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected) - set(IGNORED_KEYS))
+    ignored = {f"{model.config.family.prefix}.{key}" for key in IGNORED_KEYS}
+    unexpected = sorted(set(state) - set(expected) - ignored)
     if missing or unexpected:
         raise CheckpointError(
-            f"{source}: tensors do not match a Wav2Vec2ForCTC of this config.json: "
+            f"{source}: tensors do not match a {model.config.family.architecture} of this config.json: "
             f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''} ({len(missing)}), "
             f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''} ({len(unexpected)})"
         )

@@ -13,7 +13,7 @@ from typing import Any, Optional, Protocol, Sequence
 
 import numpy as np
 
-from ..streaming.audio import check_sample_rate
+from ..audio import check_sample_rate
 from .options import StreamOptions
 
 log = logging.getLogger(__name__)

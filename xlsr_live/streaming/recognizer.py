@@ -13,10 +13,10 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..audio import StreamResampler, check_sample_rate, to_float32
 from ..constants import SAMPLE_RATE
+from ..decoding import DecoderFactory
 from ..model.loader import LoadedModel
-from .audio import StreamResampler, check_sample_rate, to_float32
-from .decoders import DecoderFactory
 from .events import Event, Final, Partial, SpeechEnd, SpeechStart
 from .options import StreamingOptions
 from .utterance import Utterance

@@ -45,7 +45,7 @@ class Utterance:
         self._kv = KeyValueCache(window.left_frames) if window.context == "kv_cache" else None
         # conv-feature frames kept before a chunk: its left context, or (kv_cache) the positional conv's
         self.feature_left_frames = window.left_frames if self._kv is None else min(
-            window.left_frames, model.config.num_conv_pos_embeddings // 2)
+            window.left_frames, model.config.positional_left_frames)
         max_samples = options.vad.max_utterance_ms * SAMPLES_PER_MS
         self.max_samples = max_samples
         self.search_samples = options.vad.cut_search_ms * SAMPLES_PER_MS

@@ -9,13 +9,9 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from ..model.batching import FRAME_BUCKET, pad_batch
 from ..model.loader import LoadedModel
 from .kvcache import run_cached
-
-# transformer inputs are padded (and masked: exact) to a multiple of this many frames, so that an
-# endless stream meets a bounded set of input shapes: oneDNN keeps one primitive per shape in a
-# cache of 1024, and the odd lengths of utterance-final windows grew RSS by ~10 MB in an hour
-FRAME_BUCKET = 10
 
 log = logging.getLogger(__name__)
 
@@ -144,22 +140,12 @@ def run_jobs(model: LoadedModel, jobs: Sequence[WindowJob]) -> list[np.ndarray]:
 def _run_features(model: LoadedModel, jobs: Sequence[WindowJob]) -> torch.Tensor:
     """Pad conv features to the longest window (rounded up to FRAME_BUCKET), mask padded frames,
     run the transformer."""
-    longest = -(-max(job.features.shape[0] for job in jobs) // FRAME_BUCKET) * FRAME_BUCKET
-    channels = jobs[0].features.shape[1]
-    batch = torch.zeros((len(jobs), longest, channels), device=model.device, dtype=model.dtype)
-    mask = torch.zeros((len(jobs), longest), dtype=torch.bool, device=model.device)
-    for i, job in enumerate(jobs):
-        frames = job.features.shape[0]
-        batch[i, :frames] = job.features
-        mask[i, :frames] = True
-    frame_mask = None if bool(mask.all()) else mask
-    return model.model.encode_features(batch, frame_mask)
+    features, mask = pad_batch([job.features for job in jobs], FRAME_BUCKET, dtype=model.dtype)
+    return model.model.encode_features(features, mask)
 
 
 def _run_audio(model: LoadedModel, jobs: Sequence[WindowJob]) -> torch.Tensor:
-    """Group-norm models: zero-pad normalised audio and run the whole model (no mask)."""
-    longest = max(job.audio.shape[0] for job in jobs)
-    batch = torch.zeros((len(jobs), longest), device=model.device, dtype=model.dtype)
-    for i, job in enumerate(jobs):
-        batch[i, : job.audio.shape[0]] = job.audio
-    return model.model(batch)
+    """Group-norm models: zero-pad normalised audio to the longest and run the whole model, no mask
+    (as transformers does for them) and no bucket (padding changes their GroupNorm statistics)."""
+    audio, _ = pad_batch([job.audio for job in jobs], dtype=model.dtype)
+    return model.model(audio)

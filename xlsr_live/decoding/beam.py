@@ -12,14 +12,17 @@ on long utterances.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..constants import FRAMES_PER_SECOND, SAMPLES_PER_FRAME
-from ..model.tokenizer import CTCVocabulary
-from .decoders import Hypothesis, trailing_silent_frames
-from .events import Word
+from ..ctc import Word, trailing_silence
+from .base import Hypothesis
 from .options import DecoderOptions
+
+if TYPE_CHECKING:  # the vocabulary's package (model/) imports torch
+    from ..model.tokenizer import CTCVocabulary
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def build_beam_decoder(alphabet: BeamAlphabet, options: DecoderOptions):
 
 
 class BeamUtteranceDecoder:
-    """Beam search for one utterance with the GreedyUtteranceDecoder interface."""
+    """Beam search for one utterance (an UtteranceDecoder)."""
 
     def __init__(self, vocab: CTCVocabulary, options: DecoderOptions, decoder=None):
         self.vocab = vocab
@@ -101,10 +104,8 @@ class BeamUtteranceDecoder:
 
     def advance(self, committed: np.ndarray, lookahead: np.ndarray) -> Hypothesis:
         """Commit frames `committed`; words all beams agree on become stable."""
+        self.trailing_blank_frames = trailing_silence(self.trailing_blank_frames, committed, self.vocab)
         if len(committed):
-            ids = committed.argmax(axis=-1)
-            silent = trailing_silent_frames(ids, self.vocab)
-            self.trailing_blank_frames = silent if silent < len(ids) else self.trailing_blank_frames + silent
             self._pending.append(self.alphabet.reduce(log_softmax(committed)))
         pending = np.concatenate(self._pending) if self._pending else np.zeros((0, len(self.alphabet.labels)))
         if len(self._pending) > 1:

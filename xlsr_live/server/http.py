@@ -1,5 +1,5 @@
-"""Plain HTTP routes next to the websocket endpoints (Starlette): page, static files, /healthz,
-/metrics, the OpenAI-compatible REST endpoints; plus the websocket handshake checks: shutdown,
+"""Plain HTTP routes next to the websocket endpoints (Starlette): page, static files, /healthz
+(readiness), /livez (liveness), /metrics, the OpenAI-compatible REST endpoints; plus the websocket handshake checks: shutdown,
 connection limit, admission control, per-address limit, Origin, bearer token."""
 
 from __future__ import annotations
@@ -54,6 +54,15 @@ def is_busy(ctx) -> bool:
     return limit > 0 and ctx.batcher.recent_wait > limit
 
 
+def readiness(ctx, active: int, busy: bool) -> str:
+    """'ok', or why new sessions are refused now: 'shutting_down', 'busy' or 'full'."""
+    if ctx.shutdown.is_set():
+        return "shutting_down"
+    if busy:
+        return "busy"
+    return "full" if active >= ctx.options.max_connections else "ok"
+
+
 def handshake_refusal(ctx, request, active: int, from_address: int) -> Optional[tuple[int, str, dict]]:
     """(status, text, headers) refusing a websocket handshake, or None to accept it."""
     options, metrics = ctx.options, ctx.metrics
@@ -86,9 +95,15 @@ def http_app(ctx, active_count: Callable[[], int]):
     from .openai_rest import OpenAIRoutes
 
     async def healthz(request):
-        state = "shutting_down" if ctx.shutdown.is_set() else "ok"
-        body = {"status": state, "active_sessions": active_count(), "busy": is_busy(ctx)}
+        """Readiness: 503 while draining, behind real time or at max connections (a balancer skips it)."""
+        active, busy = active_count(), is_busy(ctx)
+        state = readiness(ctx, active, busy)
+        body = {"status": state, "active_sessions": active, "busy": busy}
         return JSONResponse(body, status_code=200 if state == "ok" else 503, headers=NO_STORE)
+
+    async def livez(request):
+        """Liveness: the event loop answers (busy or draining servers are alive)."""
+        return JSONResponse({"status": "alive"}, headers=NO_STORE)
 
     async def metrics(request):
         return Response(ctx.metrics.render(), media_type=None, headers={**NO_STORE, "Content-Type": CONTENT_TYPE})
@@ -106,6 +121,6 @@ def http_app(ctx, active_count: Callable[[], int]):
         return Response(body, headers={**NO_STORE, "Content-Type": kind})
 
     openai = OpenAIRoutes(ctx)
-    routes = [Route("/healthz", healthz), Route("/metrics", metrics), *openai.routes(),
+    routes = [Route("/healthz", healthz), Route("/livez", livez), Route("/metrics", metrics), *openai.routes(),
               Route("/{path:path}", page)]
     return Starlette(routes=routes)

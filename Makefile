@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 # CPU build of torch (on these machines pip takes it from local disk). GPU users: see docs/gpu.md.
 TORCH_SPEC ?= torch==2.13.0
-APT_TEST_PACKAGES := espeak-ng libportaudio2 alsa-utils chromium
+APT_TEST_PACKAGES := espeak-ng libportaudio2 alsa-utils chromium nginx
 
 .PHONY: install run test-deps test bench
 

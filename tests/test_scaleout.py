@@ -94,6 +94,7 @@ def test_24_clients_over_3_replicas_survive_a_replica_going_away(tmp_path, speec
         finally:
             nginx.terminate()
             nginx.wait(10)
+    print(f"sessions per replica {spread}; resumed {sum(len(r) > 1 for r in results)}; others' totals {totals}")
     assert sum(spread) == CLIENTS and min(spread) >= 1, spread  # least_conn spread them over all replicas
     assert ready == 503 and drained_exit == 0  # not ready while draining; clean exit
     moved = [r for r in results if len(r) > 1]

@@ -27,7 +27,7 @@ class ServerOptions:
     busy_wait_ms: float = 2000.0
     max_connections_per_address: int = 16  # 0: no per-address limit (e.g. behind a proxy)
     max_message_bytes: int = 1 << 20
-    receive_queue: int = 4  # audio messages websockets may buffer per connection before TCP pushes back
+    receive_queue: int = 4  # unused since uvicorn serves the websockets (its transport reads one message ahead)
     max_queued_messages: int = 64  # undroppable outgoing messages per connection (outbox.py)
     send_timeout_s: float = 30.0  # a client that reads nothing for this long is disconnected (4003)
     idle_timeout_s: float = 30.0

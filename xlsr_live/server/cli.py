@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 from .options import PROTOCOLS, ServerOptions
 
 log = logging.getLogger(__name__)
-HELP = "serve live recognition over websockets (native or vosk-server protocol)"
+HELP = "serve live recognition: native, vosk and OpenAI-compatible websockets and HTTP on one port"
 TOKEN_ENV = "XLSR_LIVE_TOKEN"
 
 

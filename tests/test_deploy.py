@@ -6,14 +6,12 @@ import json
 import re
 import shutil
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from server_fake import FakeEngine, run_server
+from server_fake import FakeEngine, http_status, run_server
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 K8S = DEPLOY / "kubernetes"
@@ -74,15 +72,6 @@ def test_manifests_fit_together():
     assert all((K8S / name).is_file() for name in kustomization["resources"])
     secret = found["Secret"]["metadata"]["name"]
     assert container["env"][0]["valueFrom"]["secretKeyRef"]["name"] == secret
-
-
-def http_status(url):
-    """Status of a GET."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return reply.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def test_probe_paths_answer_and_readiness_drops_while_draining():

@@ -18,9 +18,9 @@ from typing import Callable, Optional
 
 import numpy as np
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import InvalidHandshake
 
-from .stream import Blocks, ClientOptions, StreamResult, _iterate, encode
+from .stream import Blocks, ClientOptions, StreamResult, _iterate, encode, receive_all
 
 log = logging.getLogger(__name__)
 RECONNECT_CODES = {1001, 1006, 1012, 1013}  # going away, broken, service restart, try again later
@@ -108,26 +108,18 @@ class ResumingStream:
         async with connect(self.url, additional_headers=headers, open_timeout=self.options.open_timeout,
                            max_size=None) as websocket:
             await websocket.send(json.dumps(self.options.start_message()))
-            sender = asyncio.create_task(self._send_audio(websocket))
-            try:
-                async for raw in websocket:
-                    message = json.loads(raw)
-                    if message.get("type") == "end_of_stream":
-                        confirmed = int(message.get("samples", 0))
-                    elif message.get("type") == "final":
-                        last_final_end = float(message.get("end", 0.0))
-                    message = shift_times(message, offset)
-                    messages.append(message)
-                    if self.on_message is not None:
-                        self.on_message(message)
-            except ConnectionClosed:
-                pass
-            finally:
-                sender.cancel()
-                try:
-                    await sender
-                except (asyncio.CancelledError, ConnectionClosed):
-                    pass
+            def handle(message: dict) -> None:
+                nonlocal confirmed, last_final_end
+                if message.get("type") == "end_of_stream":
+                    confirmed = int(message.get("samples", 0))
+                elif message.get("type") == "final":
+                    last_final_end = float(message.get("end", 0.0))
+                message = shift_times(message, offset)
+                messages.append(message)
+                if self.on_message is not None:
+                    self.on_message(message)
+
+            await receive_all(websocket, asyncio.create_task(self._send_audio(websocket)), handle)
         if confirmed is None:  # no end_of_stream: what the finals cover is done
             confirmed = min(int(last_final_end * self.options.sample_rate), self.unconfirmed_after(0))
         return StreamResult(tuple(messages), websocket.close_code, websocket.close_reason or ""), confirmed

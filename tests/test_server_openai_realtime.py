@@ -118,6 +118,11 @@ def test_pcm16_server_vad_turns_deltas_and_completed(server, speech, stream_text
         of_type(events, "conversation.item.input_audio_transcription.completed")
     assert started and len(of_type(events, "input_audio_buffer.committed")) == len(completed)
     assert all(e["audio_start_ms"] < 8000 for e in started)
+    at = {(e["type"], e.get("item_id")): i for i, e in enumerate(events)}
+    for item in (e["item_id"] for e in completed if e["transcript"]):  # OpenAI's order within a turn
+        assert at[("input_audio_buffer.speech_started", item)] < at[("input_audio_buffer.speech_stopped", item)] \
+            < at[("input_audio_buffer.committed", item)] \
+            < at[("conversation.item.input_audio_transcription.completed", item)]
     for item in completed:
         deltas = [e["delta"] for e in of_type(events, "conversation.item.input_audio_transcription.delta")
                   if e["item_id"] == item["item_id"]]
@@ -193,6 +198,19 @@ def test_commit_of_an_empty_buffer_is_an_error(server):
         connection.input_audio_buffer.commit()
         event = json.loads(connection.recv_bytes())
     assert event["type"] == "error" and event["error"]["code"] == "input_audio_buffer_commit_empty"
+
+
+def test_browser_style_key_in_the_subprotocol(server):
+    """Browsers pass the key as the `openai-insecure-api-key.KEY` subprotocol; a wrong one gets 401."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect as ws_connect
+
+    url = server.ws + "/v1/realtime?intent=transcription"
+    with ws_connect(url, subprotocols=["realtime", f"openai-insecure-api-key.{TOKEN}"]) as ws:
+        assert ws.subprotocol == "realtime" and json.loads(ws.recv(timeout=10))["type"] == "session.created"
+    with pytest.raises(InvalidStatus) as refused:
+        ws_connect(url, subprotocols=["realtime", "openai-insecure-api-key.wrong"])
+    assert refused.value.response.status_code == 401
 
 
 def test_g711_tables_match_the_standard():

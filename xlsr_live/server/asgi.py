@@ -60,8 +60,11 @@ class AsgiWebSocket:
         return message["type"] == "websocket.connect"
 
     async def accept(self) -> None:
-        """Complete the handshake (101)."""
-        await self._send({"type": "websocket.accept"})
+        """Complete the handshake (101), choosing OpenAI's `realtime` subprotocol when offered."""
+        message = {"type": "websocket.accept"}
+        if "realtime" in self.scope.get("subprotocols", ()):
+            message["subprotocol"] = "realtime"
+        await self._send(message)
         self.state = State.OPEN
 
     async def deny(self, status: int, text: str, headers: Optional[dict] = None) -> None:

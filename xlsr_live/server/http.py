@@ -20,11 +20,18 @@ STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; ch
 NO_STORE = {"Cache-Control": "no-store"}
 
 
+SUBPROTOCOL_KEY = "openai-insecure-api-key."  # how browsers pass OpenAI's key to /v1/realtime
+
+
 def request_token(headers, path: str) -> Optional[str]:
-    """Bearer token from the Authorization header or the `token` query parameter."""
+    """Bearer token from the Authorization header, the `token` query parameter, or (browsers, which
+    cannot set headers on websockets) OpenAI's `openai-insecure-api-key.TOKEN` subprotocol."""
     auth = headers.get("Authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
+    for offered in ",".join(headers.get_all("Sec-WebSocket-Protocol")).split(","):
+        if offered.strip().startswith(SUBPROTOCOL_KEY):
+            return offered.strip()[len(SUBPROTOCOL_KEY):]
     values = parse_qs(urlsplit(path).query).get("token")
     return values[0] if values else None
 

@@ -38,6 +38,7 @@ class Item:
     finals: list = dataclasses.field(default_factory=list)  # texts of engine finals in this turn
     start_ms: int = 0
     end_ms: int = 0
+    committed: bool = False
 
 
 class RealtimeConnection:
@@ -193,6 +194,7 @@ class RealtimeConnection:
         elif isinstance(event, SpeechEnd) and self.config.server_vad:
             await self._send({"type": "input_audio_buffer.speech_stopped", "item_id": self.item.id,
                               "audio_end_ms": self._ms(event.time)})
+            await self._committed()  # as OpenAI's server VAD does: the turn is committed at speech end
         elif isinstance(event, Final):
             self.item.end_ms = self._ms(event.end)
             if event.text:
@@ -208,11 +210,17 @@ class RealtimeConnection:
                               "content_index": 0, "delta": text[len(item.sent):]})
             item.sent = text
 
+    async def _committed(self) -> None:
+        """input_audio_buffer.committed for the current item, once."""
+        if not self.item.committed:
+            self.item.committed = True
+            await self._send({"type": "input_audio_buffer.committed", "item_id": self.item.id,
+                              "previous_item_id": self.previous_item})
+            self.previous_item = self.item.id
+
     async def _complete(self) -> None:
+        await self._committed()
         item, self.item = self.item, None
-        await self._send({"type": "input_audio_buffer.committed", "item_id": item.id,
-                          "previous_item_id": self.previous_item})
-        self.previous_item = item.id
         seconds = max(0, item.end_ms - item.start_ms) / 1000
         await self._send({"type": "conversation.item.input_audio_transcription.completed", "item_id": item.id,
                           "content_index": 0, "transcript": " ".join(item.finals),

@@ -15,7 +15,13 @@ def _imports() -> dict[str, set[str]]:
         if parts[-1] == "__init__":
             parts = parts[:-1]
         names = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        typing_only = {id(node) for block in ast.walk(tree)  # `if TYPE_CHECKING:` imports never run
+                       if isinstance(block, ast.If) and getattr(block.test, "id", "") == "TYPE_CHECKING"
+                       for node in ast.walk(block)}
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             if isinstance(node, ast.ImportFrom):
                 base = package[:len(package) - node.level + 1] if node.level else []
                 module = ".".join(base + ([node.module] if node.module else []))
@@ -24,7 +30,9 @@ def _imports() -> dict[str, set[str]]:
             elif isinstance(node, ast.Import):
                 names.update(alias.name for alias in node.names)
         graph[".".join(parts)] = names
-    return {name: {n for n in names if n in graph and n != name} for name, names in graph.items()}
+    # a module's own ancestor packages are initialised before it anyway: not a dependency
+    return {name: {n for n in names if n in graph and not (name + ".").startswith(n + ".")}
+            for name, names in graph.items()}
 
 
 def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:

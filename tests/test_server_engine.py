@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -21,8 +20,6 @@ from xlsr_live.streaming.recognizer import StreamingRecognizer
 @pytest.fixture(scope="module")
 def speech_clips():
     """16 clips of two spoken phrases separated by one second of silence (two utterances each)."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed: no speech to stream")
     silence = np.zeros(RATE, dtype=np.int16)
     return [np.concatenate([speak(s), silence, speak(SENTENCES[(i + 5) % 16]), silence[: RATE // 4]])
             for i, s in enumerate(SENTENCES)]

@@ -103,9 +103,13 @@ def runs_to_words(
     runs: list[TokenRun], vocab: CTCVocabulary, frame_offset: int = 0,
     frames_per_second: int = FRAMES_PER_SECOND,
 ) -> list[Word]:
-    """Group runs into words at delimiters; times in seconds, conf = mean of character posteriors."""
+    """Group runs into words at delimiters; times in seconds, conf = mean of character posteriors.
+
+    Without a delimiter in the vocabulary (character languages) every token is a word.
+    """
     words: list[Word] = []
     current: list[TokenRun] = []
+    each_token = not vocab.has_word_boundaries
 
     def close() -> None:
         if current:
@@ -121,6 +125,8 @@ def runs_to_words(
             close()
         else:
             current.append(run)
+            if each_token:
+                close()
     close()
     return words
 

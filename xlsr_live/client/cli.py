@@ -1,6 +1,6 @@
 """`xlsr-live client`: stream files or the microphone to a server, print partials and finals live.
 
-Wired into xlsr_live/cli.py by the lead: `add_arguments(subparsers.add_parser("client"))`, `run(args)`.
+xlsr_live/cli.py adds the command with `add_arguments(subparsers.add_parser("client"))` and runs it with `run(args)`.
 """
 
 from __future__ import annotations

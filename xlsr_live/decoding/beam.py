@@ -26,6 +26,33 @@ if TYPE_CHECKING:  # the vocabulary's package (model/) imports torch
 
 log = logging.getLogger(__name__)
 
+# pyctcdecode 0.5.0's metadata pins numpy<2; it runs on numpy 2 (docs/decoding.md), so it is
+# installed without its dependencies, beside the extra that carries the one it needs
+BEAM_INSTALL = 'pip install "xlsr-live[beam]" && pip install --no-deps pyctcdecode==0.5.0'
+LM_INSTALL = 'pip install "xlsr-live[lm]" && pip install --no-deps pyctcdecode==0.5.0'
+
+
+class MissingExtraError(ImportError, ValueError):
+    """An optional package needed for the requested decoding is not installed (names the extra)."""
+
+
+def import_pyctcdecode():
+    """The pyctcdecode module, or MissingExtraError naming the install line."""
+    try:
+        import pyctcdecode
+    except ImportError as exc:
+        raise MissingExtraError(f"beam search needs pyctcdecode, which is not installed: {BEAM_INSTALL}") from exc
+    return pyctcdecode
+
+
+def require_kenlm() -> None:
+    """MissingExtraError naming the `lm` extra unless the kenlm module imports."""
+    try:
+        import kenlm  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError(f"a KenLM language model needs the kenlm module, which is not installed: "
+                                f"{LM_INSTALL}") from exc
+
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise log-softmax in float64 for numeric headroom."""
@@ -35,7 +62,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class BeamAlphabet:
-    """pyctcdecode wants unique labels: every silent id (blank, <s>, </s>) is merged into one blank."""
+    """pyctcdecode wants unique labels: every silent id (blank, special tokens) is merged into one blank."""
 
     def __init__(self, vocab: CTCVocabulary):
         labels = vocab.decoder_labels()
@@ -52,11 +79,12 @@ class BeamAlphabet:
 
 
 def build_beam_decoder(alphabet: BeamAlphabet, options: DecoderOptions):
-    """pyctcdecode decoder (with KenLM if a path is given)."""
-    from pyctcdecode import build_ctcdecoder
-
-    return build_ctcdecoder(alphabet.labels, kenlm_model_path=options.kenlm_path,
-                            alpha=options.alpha, beta=options.beta)
+    """pyctcdecode decoder (with KenLM if a path is given); MissingExtraError names a missing extra."""
+    pyctcdecode = import_pyctcdecode()
+    if options.kenlm_path is not None:
+        require_kenlm()
+    return pyctcdecode.build_ctcdecoder(alphabet.labels, kenlm_model_path=options.kenlm_path,
+                                        alpha=options.alpha, beta=options.beta)
 
 
 class BeamUtteranceDecoder:

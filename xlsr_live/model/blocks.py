@@ -67,9 +67,9 @@ class FeatureProjection(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.layer_norm = nn.LayerNorm(config.conv_dim[-1], eps=config.layer_norm_eps) \
+        self.layer_norm = nn.LayerNorm(config.feature_dim, eps=config.layer_norm_eps) \
             if config.feat_proj_layer_norm else nn.Identity()
-        self.projection = nn.Linear(config.conv_dim[-1], config.hidden_size)
+        self.projection = nn.Linear(config.feature_dim, config.hidden_size)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.projection(self.layer_norm(features))  # (B, T, C) -> (B, T, H)
@@ -243,6 +243,19 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output_dense(F.gelu(self.intermediate_dense(x)))
+
+
+class AttnAdapter(nn.Module):
+    """MMS language adapter after each pre-norm layer: LayerNorm, H -> adapter_attn_dim -> H with ReLU."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(config.hidden_size)
+        self.linear_1 = nn.Linear(config.hidden_size, config.adapter_attn_dim)
+        self.linear_2 = nn.Linear(config.adapter_attn_dim, config.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(F.relu(self.linear_1(self.norm(x))))
 
 
 def positional_embedding(config: ModelConfig) -> nn.Module:

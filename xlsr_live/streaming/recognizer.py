@@ -36,6 +36,9 @@ class StreamingRecognizer:
             raise ValueError(f"options={options!r} is not a StreamingOptions")
         if decoders is not None and decoders.options != options.decoder:
             raise ValueError(f"decoders were made for {decoders.options}, not {options.decoder}")
+        if options.window.context == "kv_cache" and model.config.family.layer != "transformer":
+            raise ValueError(f"window context='kv_cache' is not available for {model.source}: conformer "
+                             "layers' relative/rotary positions depend on the window; use context='recompute'")
         if options.window.context == "kv_cache" and model.config.feat_extract_norm != "layer":
             raise ValueError("window context='kv_cache' needs a layer-norm (XLSR-kind) model; "
                              f"{model.source} uses feat_extract_norm={model.config.feat_extract_norm!r}")

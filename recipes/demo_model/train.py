@@ -238,6 +238,11 @@ def parse_args(argv=None):
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--dropout", type=float, default=None,
+                    help="hidden and attention dropout (default: the config's 0.05); 0 lets SDPA use its"
+                         " fused CPU kernel and skips the random masks")
+    ap.add_argument("--freeze-encoder", action="store_true",
+                    help="keep the conv feature encoder fixed (after a warm start): skips its backward pass")
     return ap.parse_args(argv)
 
 
@@ -255,13 +260,16 @@ class Trainer:
         self.config_over = ck["config_over"] if ck else {}
         if not ck:
             torch.manual_seed(args.seed)
-        self.model = Wav2Vec2ForCTC(C.model_config(**self.config_over))
+        drop = {} if args.dropout is None else {"hidden_dropout": args.dropout, "attention_dropout": args.dropout}
+        self.model = Wav2Vec2ForCTC(C.model_config(**self.config_over, **drop))
         if ck:
             self.model.load_state_dict(ck["model"])
         elif args.init and os.path.isdir(args.init):  # an exported HF directory, e.g. xlsr_live/models/demo
             self.model.load_state_dict(Wav2Vec2ForCTC.from_pretrained(args.init).state_dict())
         elif args.init:
             self.model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["model"])
+        if args.freeze_encoder:
+            self.model.freeze_feature_encoder()
         self.model.to(device).train()
         params = list(self.model.parameters())
         self.opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.01},

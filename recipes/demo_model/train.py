@@ -31,11 +31,20 @@ import common as C  # noqa: E402
 
 
 # ---------------------------------------------------------------- example builder
+ROOM_BANK = 200  # simulated room responses per data worker
 class Builder:
-    def __init__(self, corpus: C.Corpus, rng: random.Random):
+    def __init__(self, corpus: C.Corpus, rng: random.Random, rooms: bool = False):
         self.c = corpus
         self.rng = rng
         self.np = np.random.default_rng(rng.randrange(1 << 30))
+        self.rooms = rooms  # simulated rooms (pyroomacoustics) and VTLP in the augmentation
+        self.irs = []  # room impulse responses, made on first use (up to ROOM_BANK)
+
+    def room(self):
+        if len(self.irs) < ROOM_BANK:
+            self.irs.append(C.room_ir(self.rng))
+            return self.irs[-1]
+        return self.rng.choice(self.irs)
 
     def segment(self, max_s):
         """One utterance, possibly a word-aligned crop with partial edge words."""
@@ -118,8 +127,10 @@ class Builder:
             # vocal-tract-length change towards female voices (few in the training voices)
             hi = rng.random() < 0.25
             x = C.speed(x, rng.uniform(1.12, 1.25) if hi else rng.uniform(0.88, 1.12))
+        if self.rooms and rng.random() < 0.3 * aug:
+            x = C.vtlp(x, rng.uniform(0.88, 1.12))
         if rng.random() < 0.25 * aug:
-            x = C.reverb(x, nrng)
+            x = C.room_reverb(x, self.room()) if self.rooms and rng.random() < 0.6 else C.reverb(x, nrng)
         if rng.random() < 0.12 * aug:
             x = C.telephone(x, nrng)
         if rng.random() < 0.45 * aug or not text:
@@ -144,13 +155,13 @@ class Builder:
 
 
 class Batches(torch.utils.data.IterableDataset):
-    def __init__(self, root, seed, batch_s, sched):
-        self.root, self.seed, self.batch_s, self.sched = root, seed, batch_s, sched
+    def __init__(self, root, seed, batch_s, sched, rooms=False):
+        self.root, self.seed, self.batch_s, self.sched, self.rooms = root, seed, batch_s, sched, rooms
 
     def __iter__(self):
         corpus = C.Corpus(self.root)
         rng = random.Random(self.seed)
-        b = Builder(corpus, rng)
+        b = Builder(corpus, rng, self.rooms)
         n = 0
         while True:
             max_s, aug, p_empty = self.sched(n)
@@ -246,6 +257,8 @@ def parse_args(argv=None):
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (with a checkpoint) after this wall time")
     ap.add_argument("--schedule", choices=["steps", "time"], default="steps",
                     help="time: cosine decay over --max-minutes of wall time instead of --total-steps")
+    ap.add_argument("--rooms", action="store_true",
+                    help="augmentation with simulated rooms (pyroomacoustics) and vocal-tract-length perturbation")
     ap.add_argument("--freeze-encoder", action="store_true",
                     help="keep the conv feature encoder fixed (after a warm start): skips its backward pass")
     return ap.parse_args(argv)
@@ -390,7 +403,7 @@ def main(argv=None):
     tr = Trainer(args, device)
     start_step = tr.step
     ds = Batches(os.path.join(args.data, "train"), seed=args.seed * 100003 + start_step,
-                 batch_s=args.batch_s, sched=lambda n: tr.sched(n, start_step))
+                 batch_s=args.batch_s, sched=lambda n: tr.sched(n, start_step), rooms=args.rooms)
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers,
                                      prefetch_factor=4 if args.workers else None,
                                      persistent_workers=bool(args.workers))

@@ -180,8 +180,9 @@ def room_reverb(x, h):
 
 
 def vtlp(x, alpha, f_hi=4800.0, n_fft=512, hop=128):
-    """Vocal-tract-length perturbation (Jaitly & Hinton 2013): the spectrum's frequency axis warped by
-    alpha (piecewise linear, fixed at 0 and Nyquist), pitch and timing unchanged."""
+    """Vocal-tract-length perturbation (Jaitly & Hinton 2013) on the waveform: the spectral envelope's
+    frequency axis warped by alpha (piecewise linear, fixed at 0 and Nyquist); a phase vocoder keeps
+    the moved partials coherent. Timing unchanged (pitch moves with the envelope)."""
     from scipy.signal import istft, stft
 
     _, _, Z = stft(x, SR, nperseg=n_fft, noverlap=n_fft - hop)
@@ -192,7 +193,14 @@ def vtlp(x, alpha, f_hi=4800.0, n_fft=512, hop=128):
     src = np.interp(f, warped, f) / f[1]  # output bin k takes the input at (fractional) bin src[k]
     lo = np.minimum(src.astype(int), len(f) - 2)
     w = (src - lo)[:, None]
-    Zw = Z[lo] * (1 - w) + Z[lo + 1] * w
-    _, y = istft(Zw, SR, nperseg=n_fft, noverlap=n_fft - hop)
+    mag = np.abs(Z[lo]) * (1 - w) + np.abs(Z[lo + 1]) * w
+    # phase vocoder: instantaneous frequency of the nearest input bin, scaled by the warp, integrated
+    omega = 2 * np.pi * f[:, None] / SR  # radians per sample of each bin
+    dphi = np.diff(np.angle(Z), axis=1, prepend=0.0) - omega * hop
+    inst = omega + (np.mod(dphi + np.pi, 2 * np.pi) - np.pi) / hop
+    near = np.rint(src).astype(int)
+    ratio = np.where(f[near] > 0, f / np.maximum(f[near], 1e-9), 1.0)[:, None]
+    phase = np.cumsum(inst[near] * ratio * hop, axis=1)
+    _, y = istft(mag * np.exp(1j * phase), SR, nperseg=n_fft, noverlap=n_fft - hop)
     y = np.pad(y, (0, max(0, len(x) - len(y))))[:len(x)]
     return y.astype(np.float32)

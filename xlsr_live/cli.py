@@ -97,9 +97,9 @@ def _print_transcript(path: str, result, fmt: str, many: bool) -> None:
 
 def run_transcribe(args: argparse.Namespace) -> int:
     """Transcribe each file; a file that fails is reported and the others still run."""
+    from .audio import AudioError, audio_info_seconds
     from .model import load_model
     from .offline import OfflineOptions, transcribe_file
-    from .streaming.audio import AudioError, audio_info_seconds
 
     if args.format == "jsonl" and not args.stream:
         raise ValueError("--format jsonl prints streaming events: add --stream")
@@ -128,8 +128,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
 def _stream_one(model, path: str, args: argparse.Namespace) -> None:
     """Run the streaming engine over one file and print its events live (captions or JSON lines)."""
     from .client.captions import CaptionPrinter
+    from .file_stream import stream_file
     from .streaming.events import event_to_dict
-    from .streaming.files import stream_file
 
     if args.format not in ("text", "jsonl"):
         raise ValueError(f"--format {args.format} with --stream: use text or jsonl")

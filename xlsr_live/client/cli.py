@@ -1,6 +1,6 @@
 """`xlsr-live client`: stream files or the microphone to a server, print partials and finals live.
 
-Wired into xlsr_live/cli.py by the lead: `add_arguments(subparsers.add_parser("client"))`, `run(args)`.
+xlsr_live/cli.py adds the command with `add_arguments(subparsers.add_parser("client"))` and runs it with `run(args)`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ HELP = "stream audio files or the microphone to an xlsr-live server"
 
 def file_blocks(path: str, speed: float):
     """100 ms int16 blocks of a file at 16 kHz, paced at `speed` x real time."""
-    from ..streaming.audio import iter_audio_blocks
+    from ..audio import iter_audio_blocks
     from .stream import paced, split_blocks
 
     def blocks():

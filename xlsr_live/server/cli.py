@@ -96,7 +96,8 @@ def server_options(args: argparse.Namespace) -> ServerOptions:
 
 def streaming_options(args: argparse.Namespace):
     """The engine's StreamingOptions with the command line's changes."""
-    from ..streaming.options import DecoderOptions, StreamingOptions
+    from ..decoding import DecoderOptions
+    from ..streaming.options import StreamingOptions
 
     options = StreamingOptions()
     window = {name: value for name, value in (("chunk_ms", args.chunk_ms), ("left_context_ms", args.left_context_ms),

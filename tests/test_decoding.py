@@ -1,5 +1,7 @@
 """Greedy CTC decoding: collapse, words, timing, confidence and incremental equivalence."""
 
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -86,3 +88,19 @@ def test_decoders_implement_the_protocol():
     assert not isinstance(object(), UtteranceDecoder)
     pytest.importorskip("pyctcdecode")
     assert isinstance(DecoderFactory(VOCAB, DecoderOptions(kind="beam"))(), UtteranceDecoder)
+
+
+def test_beam_without_pyctcdecode_names_the_extra(monkeypatch):
+    """Beam search without pyctcdecode (or an LM without kenlm): one error naming the install line."""
+    from xlsr_live.decoding import DecoderFactory, DecoderOptions
+    from xlsr_live.decoding.extras import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "pyctcdecode", None)  # import fails as if not installed
+    with pytest.raises(MissingExtraError, match=r"xlsr-live\[beam\].*--no-deps pyctcdecode==0\.5\.0") as caught:
+        DecoderFactory(VOCAB, DecoderOptions(kind="beam"))()
+    assert isinstance(caught.value, ValueError)  # the CLI reports ValueErrors in one line
+    monkeypatch.delitem(sys.modules, "pyctcdecode")
+    pytest.importorskip("pyctcdecode")
+    monkeypatch.setitem(sys.modules, "kenlm", None)
+    with pytest.raises(MissingExtraError, match=r"xlsr-live\[lm\]"):
+        DecoderFactory(VOCAB, DecoderOptions(kind="beam", kenlm_path="lm.arpa"))()

@@ -15,7 +15,13 @@ def _imports() -> dict[str, set[str]]:
         if parts[-1] == "__init__":
             parts = parts[:-1]
         names = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        typing_only = {id(node) for block in ast.walk(tree)  # `if TYPE_CHECKING:` imports never run
+                       if isinstance(block, ast.If) and getattr(block.test, "id", "") == "TYPE_CHECKING"
+                       for node in ast.walk(block)}
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             if isinstance(node, ast.ImportFrom):
                 base = package[:len(package) - node.level + 1] if node.level else []
                 module = ".".join(base + ([node.module] if node.module else []))

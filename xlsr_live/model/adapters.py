@@ -20,6 +20,7 @@ from torch import nn
 from .blocks import AttnAdapter
 from .checkpoint import CheckpointError
 from .config import ModelConfig
+from .quantize import quantize_int8
 from .tokenizer import CTCVocabulary
 
 if TYPE_CHECKING:
@@ -98,8 +99,6 @@ def _adapter_modules(base: "LoadedModel", state: dict[str, torch.Tensor], config
         module.load_state_dict({k[len(path) + 1:]: v for k, v in state.items() if k.startswith(path + ".")})
         module = module.eval().to(base.device, base.dtype)
         if base.quantization == "int8":
-            from .loader import quantize_int8
-
             module = quantize_int8(nn.Sequential(module))[0]
         modules[path] = module
     return modules

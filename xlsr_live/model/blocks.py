@@ -67,9 +67,9 @@ class FeatureProjection(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.layer_norm = nn.LayerNorm(config.conv_dim[-1], eps=config.layer_norm_eps) \
+        self.layer_norm = nn.LayerNorm(config.feature_dim, eps=config.layer_norm_eps) \
             if config.feat_proj_layer_norm else nn.Identity()
-        self.projection = nn.Linear(config.conv_dim[-1], config.hidden_size)
+        self.projection = nn.Linear(config.feature_dim, config.hidden_size)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.projection(self.layer_norm(features))  # (B, T, C) -> (B, T, H)

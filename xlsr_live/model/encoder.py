@@ -12,7 +12,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from . import blocks
+from . import blocks, conformer_ctc
 from .blocks import KeyValue
 from .config import ModelConfig
 
@@ -118,9 +118,14 @@ class Backbone(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.feature_extractor = blocks.FeatureEncoder(config)
+        if config.filter_bank:  # w2v-BERT: filter banks made from the waveform, no conv encoder
+            self.front_end = conformer_ctc.FilterBankFrontEnd(config)
+        else:
+            self.feature_extractor = blocks.FeatureEncoder(config)
         self.feature_projection = blocks.FeatureProjection(config)
-        self.encoder = Encoder(config)
+        self.encoder = Encoder(config) if config.family.layer == "transformer" else conformer_ctc.conformer_encoder(config)
+        if config.filter_bank:
+            conformer_ctc.add_bert_head(self, config)  # intermediate FFN, adapter layers if configured
 
 
 class CTCModel(nn.Module):
@@ -130,7 +135,7 @@ class CTCModel(nn.Module):
         super().__init__()
         self.config = config
         self.add_module(config.family.prefix, Backbone(config))
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
+        self.lm_head = nn.Linear(config.head_input_size, config.vocab_size)
 
     @property
     def backbone(self) -> Backbone:
@@ -148,15 +153,22 @@ class CTCModel(nn.Module):
         frame_mask (B, P + N) marks real frames (None: all real); cache: see StreamCache.
         """
         hidden = self.backbone.encoder(self.backbone.feature_projection(features), frame_mask, cache)
+        if self.config.filter_bank:
+            hidden = conformer_ctc.bert_head(self.backbone, hidden, frame_mask)
         return self.lm_head(hidden)
 
     def fuse_qkv(self) -> None:
-        """Fuse every attention layer's q/k/v projections into one linear layer (exact)."""
+        """Fuse every attention layer's q/k/v projections into one linear layer (exact). Conformer
+        layers keep theirs (rotary positions rotate the q/k input only)."""
+        if self.config.family.layer != "transformer":
+            return
         for layer in self.backbone.encoder.layers:
             layer.attention.fuse_qkv()
 
     def frame_mask(self, sample_mask: torch.Tensor) -> torch.Tensor:
         """Sample-level mask (B, S) of real audio -> frame-level mask (B, T)."""
+        if self.config.filter_bank:
+            return conformer_ctc.output_mask(self.config, self.backbone.front_end.frame_mask(sample_mask))
         lengths = sample_mask.long().sum(-1)
         for kernel, stride in zip(self.config.conv_kernel, self.config.conv_stride):
             lengths = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
@@ -164,6 +176,11 @@ class CTCModel(nn.Module):
         return torch.arange(frames, device=sample_mask.device)[None, :] < lengths[:, None]
 
     def forward(self, waveform: torch.Tensor, sample_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Normalised waveform (B, S) -> CTC logits (B, T, V)."""
+        """Normalised waveform (B, S) -> CTC logits (B, T, V). Filter-bank models (w2v-BERT) take the
+        raw waveform in float32 (LoadedModel.input_dtype) and normalise their features per input."""
+        if self.config.filter_bank:
+            features, frame_mask = self.backbone.front_end(waveform, sample_mask)
+            features = features.to(self.backbone.feature_projection.layer_norm.weight.dtype)
+            return self.encode_features(features, None if bool(frame_mask.all()) else frame_mask)
         frame_mask = None if sample_mask is None else self.frame_mask(sample_mask)
         return self.encode_features(self.conv_features(waveform), frame_mask)

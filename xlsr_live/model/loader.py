@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..constants import SAMPLE_RATE
+from ..constants import SAMPLE_RATE, SAMPLES_PER_FRAME
 from .adapters import ADAPTER_FILES, AdapterCache, read_adapter
 from .checkpoint import CheckpointError, fold_weight_norm, read_state_dict, resolve_checkpoint
 from .config import ModelConfig, UnsupportedModelError
 from .tokenizer import CTCVocabulary
 from .encoder import CTCModel
+from .quantize import quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.floa
           "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 IGNORED_KEYS = ("masked_spec_embed",)  # training-only (SpecAugment mask embedding), after the family prefix
 NORM_EPS = 1e-7  # Wav2Vec2FeatureExtractor's variance floor
+FILTER_BANK_EXTRACTOR = "SeamlessM4TFeatureExtractor"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +55,10 @@ class Preprocessing:
         rate = raw.get("sampling_rate", SAMPLE_RATE)
         if rate != SAMPLE_RATE:
             raise UnsupportedModelError(f"{path}: sampling_rate {rate} is not supported; supported: {SAMPLE_RATE}")
+        if raw.get("feature_extractor_type") == FILTER_BANK_EXTRACTOR:  # w2v-BERT: the model makes and
+            if raw.get("stride", 2) != 2:  # normalises its filter banks (model/features.py)
+                raise UnsupportedModelError(f"{path}: stride {raw['stride']} is not supported; supported: 2")
+            return cls(do_normalize=False, return_attention_mask=True)
         return cls(bool(raw.get("do_normalize", True)), bool(raw.get("return_attention_mask", False)))
 
 
@@ -83,14 +89,20 @@ class LoadedModel:
     @property
     def uses_attention_mask(self) -> bool:
         """Layer-norm (XLSR) checkpoints take masks; group-norm (base) ones want zero padding."""
-        return self.preprocessing.return_attention_mask and self.config.feat_extract_norm == "layer"
+        return self.preprocessing.return_attention_mask and self.config.feat_extract_norm in ("layer", "filter_bank")
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """dtype of the waveform fed to the model: float32 for filter-bank models (w2v-BERT makes its
+        features from it in float64), the model's dtype otherwise."""
+        return torch.float32 if self.config.feat_extract_norm == "filter_bank" else self.dtype
 
     @torch.inference_mode()
     def logits(self, audio: np.ndarray) -> np.ndarray:
         """Logits (T, V) as float32 for one whole input, normalised as the checkpoint asks."""
-        if len(audio) < self.config.receptive_field_samples:
+        if self.config.num_frames(len(audio)) == 0:
             return np.zeros((0, self.config.vocab_size), dtype=np.float32)
-        wave = torch.from_numpy(self.preprocessing.normalize(audio))[None].to(self.device, self.dtype)
+        wave = torch.from_numpy(self.preprocessing.normalize(audio))[None].to(self.device, self.input_dtype)
         return self.model(wave)[0].float().cpu().numpy()
 
 
@@ -111,15 +123,6 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
         return DTYPES[str(name).lower()]
     except KeyError:
         raise ValueError(f"dtype {name!r} is not supported; supported: {sorted(DTYPES) + list(INT8)}") from None
-
-
-def quantize_int8(model: CTCModel) -> CTCModel:
-    """Dynamic int8 quantization of every linear layer (weights int8, activations quantized per call)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao's eager-mode deprecation notice
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def load_model(
@@ -172,6 +175,10 @@ def load_model(
                          AdapterCache(directory) if config.adapter_attn_dim is not None else None)
     if loaded.adapters is not None:
         loaded.adapters.add(loaded)
+    if config.hop_samples != SAMPLES_PER_FRAME:  # w2v-BERT with adapter layers: 40 ms frames or more
+        log.warning("%s: one output frame per %d samples, not %d: transcripts are right, but word times and "
+                    "the streaming options given in ms assume %d-sample frames (docs/models.md)",
+                    directory, config.hop_samples, SAMPLES_PER_FRAME, SAMPLES_PER_FRAME)
     log.info("loaded %s (%d layers x %d) in %.2f s", directory, config.num_hidden_layers,
              config.hidden_size, time.perf_counter() - started)
     return loaded
@@ -194,7 +201,9 @@ def load_state(model: CTCModel, state: dict[str, torch.Tensor], source: str) -> 
     state = fold_weight_norm(state)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
-    ignored = {f"{model.config.family.prefix}.{key}" for key in IGNORED_KEYS}
+    family = model.config.family
+    ignored = {f"{family.prefix}.{key}" for key in IGNORED_KEYS}
+    ignored |= {key for key in state if key.startswith(tuple(f"{family.prefix}.{p}" for p in family.ignored))}
     unexpected = sorted(set(state) - set(expected) - ignored)
     if missing or unexpected:
         raise CheckpointError(

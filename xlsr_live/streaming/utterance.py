@@ -99,6 +99,8 @@ class Utterance:
         if self._stats is None:
             self._freeze_stats()
         sample_end = (last - 1) * self.hop + self.field
+        if self.ended and last == self.total_frames:  # the last window takes the utterance's whole tail,
+            sample_end = self.end_sample  # as offline does (group norm, w2v-BERT filter-bank statistics)
         if self._cache is not None:
             begin = self._cache.end * self.hop
             if self._cache.end < last:
@@ -113,7 +115,7 @@ class Utterance:
             audio = torch.from_numpy(self.model.preprocessing.normalize(raw))
             job = WindowJob(stream, self.index, self.next_chunk, last - first, commit_start - first,
                             commit_end - first,
-                            audio=audio.to(self.model.device, self.model.dtype), language=self.model.language)
+                            audio=audio.to(self.model.device, self.model.input_dtype), language=self.model.language)
         return job
 
     def _cached_job(self, stream: int, commit_start: int, commit_end: int, last: int) -> WindowJob:

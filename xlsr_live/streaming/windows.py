@@ -158,7 +158,8 @@ def _run_features(model: LoadedModel, jobs: Sequence[WindowJob]) -> torch.Tensor
 
 
 def _run_audio(model: LoadedModel, jobs: Sequence[WindowJob]) -> torch.Tensor:
-    """Group-norm models: zero-pad normalised audio to the longest and run the whole model, no mask
-    (as transformers does for them) and no bucket (padding changes their GroupNorm statistics)."""
-    audio, _ = pad_batch([job.audio for job in jobs], dtype=model.dtype)
-    return model.model(audio)
+    """Audio windows: zero-pad to the longest and run the whole model, no bucket. Group-norm models
+    without a mask (as transformers feeds them; padding changes their GroupNorm statistics), filter-bank
+    models (w2v-BERT, which normalise their features per input) with one: exact."""
+    audio, mask = pad_batch([job.audio for job in jobs], dtype=model.input_dtype)
+    return model.model(audio, mask if model.uses_attention_mask else None)

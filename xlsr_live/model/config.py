@@ -25,7 +25,6 @@ class Family:
     prefix: str  # state-dict prefix of the encoder ("wav2vec2." ...)
     positional: str = "conv"  # "conv": one wide grouped conv; "conv_stack": data2vec's stack of convs
     attention: str = "plain"  # "plain"; "gated_relative": WavLM's gated relative position bias
-    layer: str = "transformer"  # encoder layer kind (encoder.LAYERS)
     fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # config fields the family fixes
     layer: str = "transformer"  # "conformer": conformer.py's layers (positions by position_embeddings_type)
     front_end: str = "conv"  # "filter_bank": w2v-BERT's stacked log-mel filter banks (features.py)

@@ -63,9 +63,6 @@ class EncoderLayer(nn.Module):
         return self.final_layer_norm(x + self.feed_forward(x)), new
 
 
-LAYERS = {"transformer": EncoderLayer}  # Family.layer -> class(config, index), forward as EncoderLayer's
-
-
 class Encoder(nn.Module):
     """Positional embedding + transformer layers (+ final LayerNorm placement by variant)."""
 
@@ -74,8 +71,7 @@ class Encoder(nn.Module):
         self.pre_norm = config.do_stable_layer_norm
         self.pos_conv_embed = blocks.positional_embedding(config)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        layer = LAYERS[config.family.layer]
-        self.layers = nn.ModuleList(layer(config, i) for i in range(config.num_hidden_layers))
+        self.layers = nn.ModuleList(EncoderLayer(config, i) for i in range(config.num_hidden_layers))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
                 cache: StreamCache | None = None) -> torch.Tensor:

@@ -236,18 +236,17 @@ def test_positional_conv_new_frames_only(tiny_model, left):
 
 def test_cached_windows_padded_to_frame_buckets_exactly(tiny_model, speech_audio, monkeypatch):
     """kv_cache inputs (left frames, new frames, cached keys/values) are bucketed; real rows unchanged."""
-    from xlsr_live.model.encoder import CTCModel
     from xlsr_live.streaming import kvcache
 
     windows = committed_logits(tiny_model, speech_audio[:SAMPLE_RATE * 3], KV)
     job = next(job for job, _ in windows[2:] if job.features.shape[0] % 10)  # odd lengths: a short last window
-    shapes, encode = [], CTCModel.encode_features
+    shapes, encode = [], tiny_model.model.encode_features
 
-    def spy(self, features, mask=None, cache=None):
+    def spy(features, mask=None, cache=None):
         shapes.append((features.shape[1], cache.left, cache.past_frames))
-        return encode(self, features, mask, cache)
+        return encode(features, mask, cache)
 
-    monkeypatch.setattr(CTCModel, "encode_features", spy)
+    monkeypatch.setattr(tiny_model.model, "encode_features", spy)
     bucketed = run_jobs(tiny_model, [job])[0]
     monkeypatch.setattr(kvcache, "FRAME_BUCKET", 1)
     exact = run_jobs(tiny_model, [job])[0]

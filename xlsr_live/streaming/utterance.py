@@ -100,7 +100,9 @@ class Utterance:
             self._freeze_stats()
         sample_end = (last - 1) * self.hop + self.field
         if self.ended and last == self.total_frames:  # the last window takes the utterance's whole tail,
-            sample_end = self.end_sample  # as offline does (group norm, w2v-BERT filter-bank statistics)
+            # as offline does (group norm, w2v-BERT filter-bank statistics); a forced cut's last frame
+            # still needs its whole receptive field, which reaches past the cut
+            sample_end = max(sample_end, self.end_sample)
         if self._cache is not None:
             begin = self._cache.end * self.hop
             if self._cache.end < last:

@@ -103,8 +103,10 @@ class Channel:
     a closed connection raises websockets' ConnectionClosed as usual.
     """
 
-    def __init__(self, websocket, idle_timeout: float, session_timeout: float, shutdown: asyncio.Event):
+    def __init__(self, websocket, idle_timeout: float, session_timeout: float, shutdown: asyncio.Event,
+                 max_bytes: Optional[int] = None):
         self.websocket = websocket
+        self.max_bytes = max_bytes  # a longer message closes the connection with 1009, as websockets does
         self.idle_timeout = idle_timeout
         self.deadline = time.monotonic() + session_timeout
         self.shutdown = shutdown
@@ -124,7 +126,7 @@ class Channel:
         done, _ = await asyncio.wait({recv, self._shutdown_wait}, timeout=timeout,
                                      return_when=asyncio.FIRST_COMPLETED)
         if recv in done:
-            return recv.result()
+            return await self._checked(recv.result())
         recv.cancel()  # safe in websockets: no message is lost
         try:
             await recv
@@ -133,6 +135,15 @@ class Channel:
         if self.shutdown.is_set():
             return Closing.SHUTDOWN
         return Closing.TIME_LIMIT if time.monotonic() >= self.deadline else Closing.IDLE
+
+    async def _checked(self, message):
+        if self.max_bytes is not None and len(message) > self.max_bytes:
+            from websockets.exceptions import ConnectionClosed
+            from websockets.frames import Close
+
+            await close_draining(self.websocket, 1009, f"message of {len(message)} bytes is too big")
+            raise ConnectionClosed(None, Close(1009, "message too big"))
+        return message
 
     def close(self) -> None:
         """Drop the shutdown waiter."""

@@ -61,12 +61,14 @@ class RecognitionSession:
         self.samples += audio.size
         self.audio_seconds += seconds
         self.metrics.audio_seconds += seconds
-        events = list(self.recognizer.push(audio))
+        # decoding (a beam search can take a while) runs on a worker thread, never on the event
+        # loop: push() and end() may finish an utterance, complete() decodes every chunk
+        events = list(await asyncio.to_thread(self.recognizer.push, audio))
         return events + await self._run_jobs()
 
     async def end(self) -> list:
         """End of stream: the last partial and final results."""
-        events = list(self.recognizer.end())
+        events = list(await asyncio.to_thread(self.recognizer.end))
         return events + await self._run_jobs()
 
     def reset(self) -> None:
@@ -79,7 +81,7 @@ class RecognitionSession:
             # next_job() runs the conv feature encoder: on the worker thread, not on the event loop
             while (job := await self.batcher.call(self.recognizer.next_job)) is not None:
                 logits = await self.batcher.submit(job)
-                events.extend(self.recognizer.complete(job, logits))
+                events.extend(await asyncio.to_thread(self.recognizer.complete, job, logits))
         except Exception as exc:  # noqa: BLE001 - any model failure ends this stream, not the server
             log.error("%s: recognition failed: %r", self.id, exc)
             raise InferenceError(f"recognition failed: {type(exc).__name__}") from exc

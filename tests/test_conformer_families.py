@@ -11,7 +11,7 @@ transformers = pytest.importorskip("transformers")
 from xlsr_live.model import load_model  # noqa: E402
 from xlsr_live.model.features import FilterBank  # noqa: E402
 from xlsr_live.model.testing import ENGLISH_VOCAB  # noqa: E402
-from xlsr_live.offline import transcribe_array  # noqa: E402
+from xlsr_live.offline import OfflineOptions, iter_window_logits, transcribe_array  # noqa: E402
 from xlsr_live.streaming import StreamingRecognizer  # noqa: E402
 from xlsr_live.ctc import greedy_decode  # noqa: E402
 from xlsr_live.streaming.options import (EndpointOptions, StreamingOptions, VadOptions,  # noqa: E402
@@ -226,3 +226,15 @@ def test_streaming_windows_batch_equals_alone(pair):
 def test_streaming_split_invariant_and_stable_never_revised(pair):
     """Any split of the input gives the same events, and stable text is never revised (recompute)."""
     check_split_invariant_and_stable(pair[2], "recompute")
+
+
+def test_offline_windows_use_the_model_frame_rate(pair, speech_audio):
+    """Offline windows stitch contiguously and word times are in seconds at the model's own frame
+    rate (w2v-BERT adapters: 40 ms or more per frame)."""
+    _, _, ours, _ = pair
+    options = OfflineOptions(chunk_ms=1_800, left_stride_ms=360, right_stride_ms=360)  # 180 ms multiples
+    wave = speech_audio[:80_000]
+    kept = np.concatenate(list(iter_window_logits(ours, [wave], options)))
+    assert kept.shape == ours.logits(wave).shape
+    words = transcribe_array(ours, wave, options).words
+    assert words and 0.8 * len(wave) / 16_000 < words[-1].end <= len(wave) / 16_000

@@ -162,7 +162,8 @@ def test_low_precision_within_tolerance(pair, speech_audio, dtype, tolerance):
 
 
 def test_streaming_final_equals_offline_for_short_utterance(pair, utterance):
-    """The engine's final for an utterance shorter than one window is the offline transcript."""
+    """The engine's final for an utterance shorter than one window is the offline transcript (text and
+    word times)."""
     _, _, ours, _ = pair
     recognizer = StreamingRecognizer(ours, StreamingOptions(**UNGATED))
     events = recognizer.feed(utterance) + recognizer.flush()
@@ -170,6 +171,10 @@ def test_streaming_final_equals_offline_for_short_utterance(pair, utterance):
     offline = transcribe_array(ours, utterance)
     assert offline.text
     assert [final.text for final in finals] == [offline.text]
+    def timed(words):
+        return [(word.word, word.start, word.end) for word in words]
+
+    assert timed(finals[0].words) == timed(offline.words)  # times too, at the model's frame rate
 
 
 def test_kv_cache_refused(pair):

@@ -102,8 +102,10 @@ class Utterance:
         if self._stats is None:
             self._freeze_stats()
         sample_end = (last - 1) * self.hop + self.field
-        if self.ended and last == self.total_frames:  # the last window takes the utterance's whole tail,
-            sample_end = self.end_sample  # as offline does (group norm, w2v-BERT filter-bank statistics)
+        if self.ended and last == self.total_frames:  # the last window takes the utterance's whole tail
+            # as offline does (group norm, w2v-BERT statistics), and no audio that was never received
+            # (a w2v-BERT input with an odd number of 10 ms frames ends in a half-padded frame)
+            sample_end = min(max(sample_end, self.end_sample), self.audio.end)
         if self._cache is not None:
             begin = self._cache.end * self.hop
             if self._cache.end < last:

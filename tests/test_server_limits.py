@@ -41,7 +41,8 @@ def test_healthz_metrics_and_page():
         return [await asyncio.to_thread(http_get, base + path) for path in ("/healthz", "/metrics", "/", "/nope")]
 
     health, metrics, page, missing = run_server(FakeEngine(), client)
-    assert health[0] == 200 and json.loads(health[2]) == {"status": "ok", "active_sessions": 0, "busy": False}
+    assert health[0] == 200 and json.loads(health[2]) == {"status": "ok", "active_sessions": 0, "busy": False,
+                                                      "max_sessions": 64, "recognizer": {}}
     assert metrics[0] == 200 and metrics[1].startswith("text/plain; version=0.0.4")
     for series in ("xlsr_live_active_sessions 0", "xlsr_live_sessions_total 1", "xlsr_live_audio_seconds_total 0.6",
                    "xlsr_live_real_time_factor", 'xlsr_live_batch_size_bucket{le="+Inf"} 6', "xlsr_live_queue_depth 0",

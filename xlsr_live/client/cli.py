@@ -1,7 +1,4 @@
-"""`xlsr-live client`: stream files or the microphone to a server, print partials and finals live.
-
-Wired into xlsr_live/cli.py by the lead: `add_arguments(subparsers.add_parser("client"))`, `run(args)`.
-"""
+"""`xlsr-live client`: stream files or the microphone to a server, print partials and finals live."""
 
 from __future__ import annotations
 
@@ -119,8 +116,10 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point: `python -m xlsr_live.client.cli ...`."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from ..cli.options import configure_logging
+
     args = build_parser().parse_args(argv)
+    configure_logging("INFO")
     return run(args)
 
 

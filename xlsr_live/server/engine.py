@@ -44,11 +44,17 @@ class Engine(Protocol):
 class ModelEngine:
     """The real engine: one loaded model, one `StreamingRecognizer` per stream."""
 
-    def __init__(self, model, streaming_options=None):
+    def __init__(self, model, streaming_options=None, info: Optional[dict] = None):
+        """`info`: what was chosen at start-up (device, dtype, windows, decoder), shown by /healthz."""
         from ..streaming.options import StreamingOptions
 
         self.model = model
         self.streaming_options = streaming_options or StreamingOptions()
+        self.info = dict(info or {})
+
+    def describe(self) -> dict:
+        """The start-up choices (a copy)."""
+        return dict(self.info)
 
     def _options_for(self, options: StreamOptions):
         """Engine options for one stream: the server's defaults with the client's requests."""

@@ -110,8 +110,9 @@ class Router:
     def _http(self, path: str) -> Response:
         if path == "/healthz":
             state = "shutting_down" if self.ctx.shutdown.is_set() else "ok"
-            body = json.dumps({"status": state, "active_sessions": self.active_count(),
-                               "busy": self._busy()}) + "\n"
+            describe = getattr(self.ctx.engine, "describe", dict)
+            body = json.dumps({"status": state, "active_sessions": self.active_count(), "busy": self._busy(),
+                               "max_sessions": self.ctx.options.max_connections, "recognizer": describe()}) + "\n"
             return response(503 if state != "ok" else 200, body.encode(), "application/json")
         if path == "/metrics":
             return response(200, self.ctx.metrics.render().encode(), CONTENT_TYPE)

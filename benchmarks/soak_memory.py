@@ -60,7 +60,7 @@ def load(name: str):
 
 def loop_audio(seed: int = 0) -> np.ndarray:
     """About a minute of speech (or noise bursts) and pauses, 16 kHz float32, to loop."""
-    from xlsr_live.streaming.audio import resample
+    from xlsr_live.audio import resample
 
     rng = np.random.default_rng(seed)
     pieces = []

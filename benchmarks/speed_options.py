@@ -206,7 +206,7 @@ def micro(args) -> dict:
     import torch
 
     from xlsr_live.model import load_model
-    from xlsr_live.model.loader import quantize_int8
+    from xlsr_live.model.quantize import quantize_int8
 
     base = load_model(args.model).model
     fused = copy.deepcopy(base)

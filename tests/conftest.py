@@ -3,8 +3,19 @@
 import numpy as np
 import pytest
 
+from needs import missing_tools, require_tool, under_ci
+
 from xlsr_live.constants import SAMPLE_RATE
 from xlsr_live.model.testing import write_random_checkpoint
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say at the end (also under -q) which test tools are missing: their tests skipped, or failed under CI."""
+    missing = missing_tools()
+    if missing:
+        effect = "failed (CI=true)" if under_ci() else "were skipped (reasons: pytest -ra; install: make test-deps)"
+        terminalreporter.write_line(f"missing test tools: {', '.join(missing)}: the tests that need them {effect}",
+                                    yellow=True)
 
 
 @pytest.fixture(scope="session")
@@ -31,15 +42,13 @@ def tone_audio():
 
 def _espeak(directory, text: str, name: str) -> np.ndarray:
     """Synthesize `text` with espeak-ng and read it back as 16 kHz float32."""
-    import shutil
     import subprocess
 
-    from xlsr_live.streaming.audio import read_audio
+    from xlsr_live.audio import read_audio
 
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
+    espeak = require_tool("espeak-ng", "no synthetic speech for this test")
     path = directory / f"{name}.wav"
-    subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
+    subprocess.run([espeak, "-w", str(path), text], check=True, capture_output=True)
     return read_audio(path)
 
 
@@ -51,3 +60,27 @@ def speech_audio(tmp_path_factory):
     second = _espeak(directory, "second sentence", "second")
     silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
     return np.concatenate([silence[: SAMPLE_RATE // 2], first, silence, second, silence])
+
+
+@pytest.fixture(scope="session")
+def wordy_model(tiny_model_dir, speech_audio, tmp_path_factory):
+    """The tiny checkpoint with its CTC head's bias levelled on the speech fixture and tilted towards
+    blank and the word delimiter: it emits many changing words on speech (the random model emits one
+    long word), so that properties of words and stable text cannot hold trivially."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from xlsr_live.model import load_model
+
+    directory = tmp_path_factory.mktemp("wordy")
+    shutil.copytree(tiny_model_dir, directory, dirs_exist_ok=True)
+    mean = torch.from_numpy(load_model(tiny_model_dir).logits(speech_audio).mean(axis=0))
+    weights = load_file(str(directory / "model.safetensors"))
+    bias = weights["lm_head.bias"] - mean
+    bias[0] += 0.5  # <pad>, the CTC blank
+    bias[4] += 0.6  # "|", the word delimiter
+    weights["lm_head.bias"] = bias.contiguous()
+    save_file(weights, str(directory / "model.safetensors"))
+    return load_model(directory)

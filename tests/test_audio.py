@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import soundfile
 
+from xlsr_live.audio import AudioError, StreamResampler, check_sample_rate, iter_audio_blocks, read_audio, to_float32
 from xlsr_live.constants import SAMPLE_RATE
-from xlsr_live.streaming.audio import (AudioError, StreamResampler, check_sample_rate, iter_audio_blocks,
-                                       read_audio, to_float32)
 
 
 def _tone(rate, seconds=1.0, freq=440.0):

@@ -1,6 +1,7 @@
 """The `xlsr-live transcribe` command: formats, exit codes, bad files among good ones."""
 
 import json
+import re
 
 import numpy as np
 import soundfile
@@ -36,14 +37,28 @@ def test_bad_file_reported_others_transcribed(tmp_path, tiny_model_dir, capsys):
     assert json.loads(captured.out)["file"] == good
 
 
+def _cue_blocks(document: str) -> list[list[str]]:
+    """Blank-line separated blocks of a subtitle document, as lists of lines."""
+    return [block.splitlines() for block in document.strip().split("\n\n")]
+
+
 def test_srt_and_vtt(tmp_path, tiny_model_dir, capsys):
-    """Subtitle formats print their headers and time lines."""
+    """SRT: numbered cues with comma times; VTT: a header and dot times; both carry every word in order."""
     path = _write(tmp_path / "a.wav")
-    main(["transcribe", path, "--model", str(tiny_model_dir), "--format", "vtt"])
-    assert capsys.readouterr().out.startswith("WEBVTT")
+    main(["transcribe", path, "--model", str(tiny_model_dir), "--format", "json"])
+    words = [w["word"] for w in json.loads(capsys.readouterr().out)["words"]]
+    assert words, "the tiny model transcribed nothing: the subtitle checks below would be empty"
+    stamp = r"\d\d:\d\d:\d\d{0}\d{{3}}"
     main(["transcribe", path, "--model", str(tiny_model_dir), "--format", "srt"])
-    out = capsys.readouterr().out
-    assert "-->" in out or out.strip() == ""
+    srt = _cue_blocks(capsys.readouterr().out)
+    assert [block[0] for block in srt] == [str(i) for i in range(1, len(srt) + 1)]
+    assert all(re.fullmatch(f"{stamp.format(',')} --> {stamp.format(',')}", block[1]) for block in srt)
+    assert " ".join(" ".join(block[2:]) for block in srt).split() == words
+    main(["transcribe", path, "--model", str(tiny_model_dir), "--format", "vtt"])
+    header, *vtt = _cue_blocks(capsys.readouterr().out)
+    assert header == ["WEBVTT"]
+    assert all(re.fullmatch(f"{stamp.format('[.]')} --> {stamp.format('[.]')}", block[0]) for block in vtt)
+    assert " ".join(" ".join(block[1:]) for block in vtt).split() == words
 
 
 def test_missing_model_exit_code(tmp_path, capsys):
@@ -55,8 +70,8 @@ def test_missing_model_exit_code(tmp_path, capsys):
 def test_stream_jsonl_matches_engine(tmp_path, tiny_model_dir, tiny_model, capsys):
     """--stream --format jsonl prints the engine's events, ending with a final per utterance."""
     from xlsr_live.defaults import RecognizerOptions, load_recognizer
+    from xlsr_live.file_stream import stream_file
     from xlsr_live.streaming.events import event_to_dict
-    from xlsr_live.streaming.files import stream_file
 
     path = _write(tmp_path / "a.wav", seconds=2.0, rate=16_000)
     assert main(["transcribe", path, "--model", str(tiny_model_dir), "--device", "cpu", "--stream",

@@ -1,12 +1,15 @@
 """Greedy CTC decoding: collapse, words, timing, confidence and incremental equivalence."""
 
+import sys
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xlsr_live.model.tokenizer import CTCVocabulary
+from xlsr_live.ctc import GreedyCTCDecoder, greedy_decode, normalize_text, runs_text
 from xlsr_live.model.testing import ENGLISH_VOCAB
-from xlsr_live.streaming.decoding import GreedyCTCDecoder, greedy_decode, normalize_text, runs_text
+from xlsr_live.model.tokenizer import CTCVocabulary
 
 VOCAB = CTCVocabulary.from_mappings({t: i for i, t in enumerate(ENGLISH_VOCAB)}, {})
 
@@ -43,9 +46,9 @@ def test_confidence_in_unit_interval():
 
 
 def test_special_tokens_are_silent():
-    """bos/eos produce no text; unk is kept as its token."""
-    text, _ = greedy_decode(_peaky(["<s>", "a", "</s>", "<unk>"]), VOCAB)
-    assert text == "a<unk>"
+    """bos, eos and unk produce no text, but still separate repeated letters like the blank."""
+    text, _ = greedy_decode(_peaky(["<s>", "a", "</s>", "<unk>", "a", "<unk>", "|", "b"]), VOCAB)
+    assert text == "aa b"
 
 
 @settings(max_examples=60, deadline=None)
@@ -75,3 +78,29 @@ def test_peek_does_not_commit(tokens, cut):
     tail = runs_text(decoder.peek(logits[cut:]), VOCAB)
     assert runs_text(decoder.runs, VOCAB) == before
     assert normalize_text(before + tail) == greedy_decode(logits, VOCAB)[0]
+
+
+def test_decoders_implement_the_protocol():
+    """Greedy and beam utterance decoders both satisfy the declared UtteranceDecoder protocol."""
+    from xlsr_live.decoding import DecoderFactory, DecoderOptions, UtteranceDecoder
+
+    assert isinstance(DecoderFactory(VOCAB, DecoderOptions())(), UtteranceDecoder)
+    assert not isinstance(object(), UtteranceDecoder)
+    pytest.importorskip("pyctcdecode")
+    assert isinstance(DecoderFactory(VOCAB, DecoderOptions(kind="beam"))(), UtteranceDecoder)
+
+
+def test_beam_without_pyctcdecode_names_the_extra(monkeypatch):
+    """Beam search without pyctcdecode (or an LM without kenlm): one error naming the install line."""
+    from xlsr_live.decoding import DecoderFactory, DecoderOptions
+    from xlsr_live.decoding.beam import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "pyctcdecode", None)  # import fails as if not installed
+    with pytest.raises(MissingExtraError, match=r"xlsr-live\[beam\].*--no-deps pyctcdecode==0\.5\.0") as caught:
+        DecoderFactory(VOCAB, DecoderOptions(kind="beam"))()
+    assert isinstance(caught.value, ValueError)  # the CLI reports ValueErrors in one line
+    monkeypatch.delitem(sys.modules, "pyctcdecode")
+    pytest.importorskip("pyctcdecode")
+    monkeypatch.setitem(sys.modules, "kenlm", None)
+    with pytest.raises(MissingExtraError, match=r"xlsr-live\[lm\]"):
+        DecoderFactory(VOCAB, DecoderOptions(kind="beam", kenlm_path="lm.arpa"))()

@@ -11,6 +11,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists(os.path.join(DEMO, "model.saf
 
 
 def test_files_and_size():
+    """Every file of a Hugging Face checkpoint plus the example is there; the weights stay under 25 MB."""
     for f in ("config.json", "model.safetensors", "vocab.json", "tokenizer_config.json",
               "preprocessor_config.json", "example.wav", "example.txt"):
         assert os.path.exists(os.path.join(DEMO, f)), f
@@ -18,6 +19,7 @@ def test_files_and_size():
 
 
 def test_config_and_vocab():
+    """The config is an XLSR-kind CTC model at 16 kHz; the vocabulary has the blank, delimiter and letters."""
     cfg = json.load(open(os.path.join(DEMO, "config.json")))
     vocab = json.load(open(os.path.join(DEMO, "vocab.json")))
     assert cfg["feat_extract_norm"] == "layer" and cfg["do_stable_layer_norm"] and cfg["conv_bias"]
@@ -56,6 +58,7 @@ def test_our_loader_matches_transformers():
 
 
 def test_example_transcribes():
+    """Once declared trained, the demo model transcribes the example with CER below 50 %."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     sf = pytest.importorskip("soundfile")
@@ -73,3 +76,43 @@ def test_example_transcribes():
     hyp = proc.batch_decode(ids)[0]
     ref = open(os.path.join(DEMO, "example.txt")).read().strip()
     assert jiwer.cer(ref, hyp) < 0.5, (hyp, ref)  # character edit distance / reference length
+
+
+@pytest.fixture(scope="module")
+def example():
+    """The bundled example: (audio as float32 at 16 kHz, its reference text)."""
+    sf = pytest.importorskip("soundfile")
+    audio, rate = sf.read(os.path.join(DEMO, "example.wav"), dtype="float32")
+    assert rate == 16000
+    return audio, open(os.path.join(DEMO, "example.txt")).read().strip()
+
+
+def test_our_offline_transcript_equals_the_transformers_pipeline(example):
+    """`xlsr-live transcribe`'s offline path and transformers' ASR pipeline give the same text on the example."""
+    transformers = pytest.importorskip("transformers")
+    from xlsr_live.model import load_model
+    from xlsr_live.offline import transcribe_file
+
+    ours = transcribe_file(load_model("demo"), os.path.join(DEMO, "example.wav")).text
+    reference = transformers.pipeline("automatic-speech-recognition", model=DEMO, device="cpu")(example[0])["text"]
+    assert ours and ours == reference
+
+
+def test_our_streaming_final_is_as_accurate_as_offline(example):
+    """The streaming engine's finals on the example are as accurate as the offline transcript (parity,
+    not accuracy: the demo model is undertrained) and close to it character by character."""
+    jiwer = pytest.importorskip("jiwer")
+    from xlsr_live.model import load_model
+    from xlsr_live.offline import transcribe_array
+    from xlsr_live.file_stream import stream_file
+
+    model = load_model("demo")
+    offline = transcribe_array(model, example[0]).text
+    streamed = " ".join(e.text for e in stream_file(model, os.path.join(DEMO, "example.wav"))
+                        if e.type == "final" and e.text)
+    assert streamed
+    # measured with the run3 checkpoint: CER against the reference 0.667 for both, CER between them 0.33
+    # (a weak model's streaming and offline texts differ while being equally wrong: field notes);
+    # the long-recording figure is benchmarks/streaming_bench.py's
+    assert jiwer.cer(example[1], streamed) <= jiwer.cer(example[1], offline) + 0.10, (streamed, offline)
+    assert jiwer.cer(offline, streamed) < 0.5, (streamed, offline)

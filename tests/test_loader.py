@@ -81,7 +81,7 @@ def test_missing_weights(ckpt):
 def test_missing_config_and_vocab(ckpt):
     """Missing config.json or vocab.json is named in the error."""
     (ckpt / "vocab.json").unlink()
-    with pytest.raises(FileNotFoundError, match="vocab.json"):
+    with pytest.raises(CheckpointError, match="vocab.json"):
         load_model(ckpt)
     (ckpt / "config.json").unlink()
     with pytest.raises(CheckpointError, match="config.json"):
@@ -115,8 +115,9 @@ def test_vocab_mismatch(ckpt):
 
 
 @pytest.mark.parametrize("changes, found", [
-    ({"model_type": "hubert"}, "model_type 'hubert'"),
-    ({"adapter_attn_dim": 16}, "MMS"),
+    ({"model_type": "speech_to_text"}, "model_type 'speech_to_text'"),
+    ({"model_type": "hubert"}, "no HubertForCTC head"),
+    ({"adapter_attn_dim": 16, "do_stable_layer_norm": False}, "MMS language adapters.*pre-norm"),
     ({"feat_extract_norm": "batch"}, "feat_extract_norm 'batch'"),
     ({"architectures": ["Wav2Vec2ForPreTraining"]}, "Wav2Vec2ForCTC"),
 ])

@@ -35,11 +35,31 @@ def test_stitched_frames_are_contiguous(seconds):
     assert max(model.calls) <= 8_000 * 16
 
 
-def test_single_window_equals_direct(tiny_model, tone_audio):
-    """Input shorter than a window is one plain forward pass."""
-    result = transcribe_array(tiny_model, tone_audio)
-    direct = tiny_model.logits(tone_audio)
-    assert len(result.words) <= direct.shape[0]
+class CountingModel:
+    """Delegates to a LoadedModel and records the input size of every logits() call."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def logits(self, audio):
+        self.calls.append(audio.size)
+        return self.model.logits(audio)
+
+
+def test_single_window_equals_direct(tiny_model, tiny_model_dir, tone_audio):
+    """Input shorter than a window is one plain forward pass: its text is transformers' decode of that pass."""
+    from transformers import Wav2Vec2CTCTokenizer
+
+    counting = CountingModel(tiny_model)
+    result = transcribe_array(counting, tone_audio)
+    assert counting.calls == [tone_audio.size]
+    ids = tiny_model.logits(tone_audio).argmax(-1)
+    expected = Wav2Vec2CTCTokenizer.from_pretrained(str(tiny_model_dir)).decode(ids, skip_special_tokens=True)
+    assert expected and result.text == expected
+    assert [w.word for w in result.words] == expected.split()
     assert result.duration == pytest.approx(2.0)
 
 

@@ -8,7 +8,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import plots  # noqa: E402
-from xlsr_live.streaming.events import Final, Partial, SpeechEnd, SpeechStart, Word  # noqa: E402
+from xlsr_live.ctc import Word  # noqa: E402
+from xlsr_live.streaming.events import Final, Partial, SpeechEnd, SpeechStart  # noqa: E402
 
 EMITTED = [
     (0.1, SpeechStart(0.0)),

@@ -8,17 +8,17 @@ path (capture, worklet resampling, websocket, captions), not the model's accurac
 
 import asyncio
 import json
-import shutil
 
 import numpy as np
 import pytest
 import soundfile
 from websockets.asyncio.client import connect
 
+from needs import find_tool, require_tool
 from server_fake import RATE, run_server, speak
 from xlsr_live.server.engine import ModelEngine
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = find_tool("chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--mute-audio",
          "--autoplay-policy=no-user-gesture-required", "--use-fake-ui-for-media-stream",
@@ -37,10 +37,8 @@ EXPECTED = ["the", "shining"]
 def fake_mic_wav(tmp_path_factory):
     """A phrase in espeak-ng's default voice (a training voice of the demo model), then a second
     of silence: what Chromium's fake microphone plays (it loops)."""
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed: no speech for the fake microphone")
+    require_tool("chromium", "no browser to run the page in (apt-get install -y chromium)")
+    require_tool("espeak-ng", "no speech for the fake microphone")
     path = tmp_path_factory.mktemp("mic") / "phrase.wav"
     audio = np.concatenate([speak(PHRASE), np.zeros(RATE, np.int16)])
     soundfile.write(str(path), audio, RATE, subtype="PCM_16")

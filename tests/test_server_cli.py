@@ -4,7 +4,6 @@ import asyncio
 import io
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,16 +13,20 @@ import pytest
 import soundfile
 from websockets.asyncio.client import connect
 
+from needs import require_tool
 from server_fake import RATE, run_server, speak
+from xlsr_live.audio import iter_audio_blocks
 from xlsr_live.client import cli as client_cli
 from xlsr_live.client.captions import CaptionPrinter
 from xlsr_live.client.stream import encode, split_blocks
 from xlsr_live.server import cli as serve_cli
 from xlsr_live.server.engine import ModelEngine
-from xlsr_live.streaming.audio import iter_audio_blocks
 from xlsr_live.streaming.recognizer import StreamingRecognizer
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+@pytest.fixture(autouse=True)
+def espeak():
+    """Every test here streams synthetic speech: skip without espeak-ng (fail under CI)."""
+    return require_tool("espeak-ng", "no synthetic speech to stream")
 
 
 @pytest.fixture(scope="module")

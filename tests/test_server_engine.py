@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -10,18 +9,17 @@ from websockets.asyncio.client import connect
 
 from server_fake import RATE, SENTENCES, run_server, speak
 from xlsr_live.client.stream import recognize, split_blocks
+from xlsr_live.decoding import DecoderOptions
 from xlsr_live.server.engine import ModelEngine
 from xlsr_live.server.options import StreamOptions
 from xlsr_live.streaming.events import event_to_dict
-from xlsr_live.streaming.options import DecoderOptions, StreamingOptions
+from xlsr_live.streaming.options import StreamingOptions
 from xlsr_live.streaming.recognizer import StreamingRecognizer
 
 
 @pytest.fixture(scope="module")
 def speech_clips():
     """16 clips of two spoken phrases separated by one second of silence (two utterances each)."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed: no speech to stream")
     silence = np.zeros(RATE, dtype=np.int16)
     return [np.concatenate([speak(s), silence, speak(SENTENCES[(i + 5) % 16]), silence[: RATE // 4]])
             for i, s in enumerate(SENTENCES)]

@@ -276,7 +276,7 @@ def test_shutdown_is_bounded_with_a_client_that_does_not_read():
         stuck = await RawClient.connect(server.url)
         await stuck.send(START)
         for block in np.split(level_audio([7] * 200), 50):
-            await asyncio.wait_for(stuck.send(block.tobytes()), 5)
+            await asyncio.wait_for(stuck.send(block.tobytes()), 30)
         normal = await connect(server.url)
         await normal.send(START)
         await normal.send(level_audio([5] * 3).tobytes())

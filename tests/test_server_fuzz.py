@@ -55,7 +55,7 @@ class ServerThread:
 
     def health(self):
         """(status, body) of /healthz."""
-        with urllib.request.urlopen(self.server.url.replace("ws", "http", 1) + "/healthz", timeout=5) as reply:
+        with urllib.request.urlopen(self.server.url.replace("ws", "http", 1) + "/healthz", timeout=30) as reply:
             return reply.status, json.loads(reply.read())
 
 

@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -18,7 +19,7 @@ from xlsr_live.client.stream import recognize
 def http_get(url):
     """(status, content type, body) of a GET, errors included."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
+        with urllib.request.urlopen(url, timeout=30) as reply:
             return reply.status, reply.headers["Content-Type"], reply.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers["Content-Type"], exc.read().decode()
@@ -44,10 +45,21 @@ def test_healthz_metrics_and_page():
     assert health[0] == 200 and json.loads(health[2]) == {"status": "ok", "active_sessions": 0, "busy": False,
                                                       "max_sessions": 64, "recognizer": {}}
     assert metrics[0] == 200 and metrics[1].startswith("text/plain; version=0.0.4")
-    for series in ("xlsr_live_active_sessions 0", "xlsr_live_sessions_total 1", "xlsr_live_audio_seconds_total 0.6",
-                   "xlsr_live_real_time_factor", 'xlsr_live_batch_size_bucket{le="+Inf"} 6', "xlsr_live_queue_depth 0",
-                   "xlsr_live_partial_latency_seconds_count 5"):
-        assert series in metrics[2], series
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(metrics[2]) for s in family.samples}
+    assert samples[("xlsr_live_active_sessions", ())] == 0
+    assert samples[("xlsr_live_sessions_total", ())] == 1
+    assert samples[("xlsr_live_audio_seconds_total", ())] == pytest.approx(0.6)
+    assert samples[("xlsr_live_real_time_factor", ())] >= 0
+    assert samples[("xlsr_live_batch_size_bucket", (("le", "+Inf"),))] == 6
+    assert samples[("xlsr_live_queue_depth", ())] == 0
+    assert samples[("xlsr_live_partial_latency_seconds_count", ())] == 5
+    documented = {"xlsr_live_active_sessions", "xlsr_live_sessions_total", "xlsr_live_rejected_connections_total",
+                  "xlsr_live_audio_seconds_total", "xlsr_live_compute_seconds_total", "xlsr_live_real_time_factor",
+                  "xlsr_live_batches_total", "xlsr_live_dropped_partials_total", "xlsr_live_queue_depth",
+                  "xlsr_live_queue_wait_seconds", "xlsr_live_rejected_busy_total", "xlsr_live_batch_size_count",
+                  "xlsr_live_partial_latency_seconds_count"}  # docs/protocol.md
+    assert documented <= {name for name, _ in samples}
     assert page[0] == 200 and page[1].startswith("text/html") and "<html" in page[2].lower()
     assert missing[0] == 404
 
@@ -169,3 +181,17 @@ def test_busy_server_refuses_new_sessions_and_keeps_open_ones():
     for messages in replies:
         assert messages[-1]["type"] == "end_of_stream" and messages[-1]["samples"] == audio.size
         assert len([m for m in messages if m["type"] == "final"]) == 4
+
+
+def test_each_server_has_its_own_metrics_registry():
+    """Two servers' metrics do not mix, and nothing lands in prometheus_client's global registry."""
+    from prometheus_client import REGISTRY
+
+    from xlsr_live.server.metrics import Metrics
+
+    first, second = Metrics(), Metrics()
+    first.sessions_total += 3
+    assert first.registry is not second.registry
+    assert first.registry.get_sample_value("xlsr_live_sessions_total") == 3
+    assert second.registry.get_sample_value("xlsr_live_sessions_total") == 0
+    assert REGISTRY.get_sample_value("xlsr_live_sessions_total") is None

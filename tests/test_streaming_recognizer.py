@@ -5,8 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from xlsr_live.audio import resample
 from xlsr_live.constants import SAMPLE_RATE
-from xlsr_live.streaming.audio import resample
 from xlsr_live.streaming.events import Final, Partial, SpeechEnd, SpeechStart
 from xlsr_live.streaming.options import StreamingOptions, VadOptions, WindowOptions
 from xlsr_live.streaming.recognizer import StreamingRecognizer
@@ -29,9 +29,9 @@ def run_all(rec, audio, sizes=None, sample_rate=None):
 
 
 @pytest.fixture(scope="module")
-def reference_events(tiny_model, speech_audio):
-    """Events of the speech audio fed in one piece with small windows."""
-    return run_all(StreamingRecognizer(tiny_model, SMALL), speech_audio)
+def reference_events(wordy_model, speech_audio):
+    """Events of the speech audio fed in one piece with small windows (a model that emits words)."""
+    return run_all(StreamingRecognizer(wordy_model, SMALL), speech_audio)
 
 
 def test_reference_has_utterances(reference_events):
@@ -44,9 +44,9 @@ def test_reference_has_utterances(reference_events):
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.integers(min_value=1, max_value=12_000), min_size=1, max_size=6))
-def test_split_invariance(tiny_model, speech_audio, reference_events, sizes):
+def test_split_invariance(wordy_model, speech_audio, reference_events, sizes):
     """Any split of the audio into feed() calls yields exactly the same events."""
-    assert run_all(StreamingRecognizer(tiny_model, SMALL), speech_audio, sizes) == reference_events
+    assert run_all(StreamingRecognizer(wordy_model, SMALL), speech_audio, sizes) == reference_events
 
 
 def test_stable_never_revised(reference_events):
@@ -63,12 +63,15 @@ def test_stable_never_revised(reference_events):
             for earlier in stables:
                 assert event.text.startswith(earlier)
             stables = []
+    committed = {e.stable for e in reference_events if isinstance(e, Partial)}
+    assert len({s for s in committed if " " in s}) >= 2, f"too little stable text to test: {committed}"
 
 
 def test_final_words_in_stream_time(reference_events, speech_audio):
     """Final words lie inside their utterance, in absolute stream time, with confidences in [0, 1]."""
     finals = [e for e in reference_events if isinstance(e, Final)]
     assert finals[1].start > finals[0].end
+    assert all(len(final.words) >= 2 for final in finals), finals
     for final in finals:
         assert " ".join(w.word for w in final.words) == final.text
         for word in final.words:

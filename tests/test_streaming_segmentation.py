@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from xlsr_live.constants import SAMPLE_RATE
+from xlsr_live.decoding import DecoderOptions
 from xlsr_live.streaming.events import Final, Partial, SpeechEnd, SpeechStart
-from xlsr_live.streaming.options import (DecoderOptions, EndpointOptions, StreamingOptions, VadOptions,
-                                         WindowOptions)
+from xlsr_live.streaming.options import EndpointOptions, StreamingOptions, VadOptions, WindowOptions
 from xlsr_live.streaming.recognizer import StreamingRecognizer
 from xlsr_live.streaming.vad import VadGate
 

@@ -166,7 +166,7 @@ def test_group_norm_windows(group_model, speech_audio):
 
 def test_whole_utterance_window_matches_offline(tiny_model, speech_audio):
     """Windows as long as the utterance reproduce the offline (whole-input) greedy result."""
-    from xlsr_live.streaming.decoding import greedy_decode
+    from xlsr_live.ctc import greedy_decode
 
     audio = speech_audio[:SAMPLE_RATE * 3]
     options = StreamingOptions(vad=VadOptions(enabled=False), endpoint=EndpointOptions(enabled=False),
@@ -181,8 +181,7 @@ def test_whole_utterance_window_matches_offline(tiny_model, speech_audio):
 
 def test_shared_decoder_factory(tiny_model, speech_audio):
     """Recognizers can share one DecoderFactory (one beam decoder); mismatched options are refused."""
-    from xlsr_live.streaming.decoders import DecoderFactory
-    from xlsr_live.streaming.options import DecoderOptions
+    from xlsr_live.decoding import DecoderFactory, DecoderOptions
 
     options = StreamingOptions(window=WINDOW, decoder=DecoderOptions(kind="beam", beam_width=4))
     shared = DecoderFactory(tiny_model.vocab, options.decoder)

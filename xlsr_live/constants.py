@@ -2,5 +2,4 @@
 
 SAMPLE_RATE = 16_000  # samples per second the models consume
 SAMPLES_PER_FRAME = 320  # conv feature encoder stride: one CTC frame per 20 ms
-FRAME_RECEPTIVE_FIELD = 400  # samples one conv feature frame sees (25 ms)
 FRAMES_PER_SECOND = SAMPLE_RATE // SAMPLES_PER_FRAME  # 50

@@ -22,7 +22,8 @@ import inspect
 import logging
 from typing import TYPE_CHECKING, Optional
 
-from .streaming.options import CONTEXT_MODES, DecoderOptions, StreamingOptions, WindowOptions
+from .decoding.options import DecoderOptions
+from .streaming.options import CONTEXT_MODES, StreamingOptions, WindowOptions
 
 if TYPE_CHECKING:  # torch loads only when a model does
     from .model.loader import LoadedModel
@@ -125,10 +126,13 @@ def default_dtype(device: str) -> tuple[str, str]:
 
 
 def default_context(model: "LoadedModel") -> tuple[str, str]:
-    """(context, why): cached keys/values for layer-norm (XLSR) models, recompute for the others."""
-    if model.config.feat_extract_norm == "layer":
-        return "kv_cache", "cached left context"
-    return "recompute", f"feat_extract_norm={model.config.feat_extract_norm!r} needs the recomputed left context"
+    """(context, why): cached keys/values for layer-norm transformer models, recompute for the others."""
+    config = model.config
+    if config.family.layer != "transformer":
+        return "recompute", f"{config.family.layer} layers need the recomputed left context"
+    if config.feat_extract_norm != "layer":
+        return "recompute", f"feat_extract_norm={config.feat_extract_norm!r} needs the recomputed left context"
+    return "kv_cache", "cached left context"
 
 
 @dataclasses.dataclass(frozen=True)

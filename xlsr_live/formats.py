@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Iterable, Sequence
 
-from .streaming.events import Word
+from .ctc import Word
 
 FORMATS = ("text", "json", "srt", "vtt")
 CUE_MAX_SECONDS = 6.0

@@ -16,11 +16,10 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from .constants import FRAMES_PER_SECOND, SAMPLE_RATE, SAMPLES_PER_FRAME
+from .audio import iter_audio_blocks
+from .constants import SAMPLE_RATE, SAMPLES_PER_FRAME
+from .ctc import GreedyCTCDecoder, Word, normalize_text, runs_text, runs_to_words
 from .model.loader import LoadedModel
-from .streaming.audio import iter_audio_blocks
-from .streaming.decoding import GreedyCTCDecoder, normalize_text, runs_text, runs_to_words
-from .streaming.events import Word
 
 MS = SAMPLE_RATE // 1000  # samples per millisecond
 
@@ -134,8 +133,3 @@ def transcribe_file(
 def transcribe_array(model: LoadedModel, audio: np.ndarray, options: OfflineOptions = OfflineOptions()) -> Transcript:
     """Transcribe 16 kHz float32 mono audio held in memory."""
     return transcribe_blocks(model, [np.asarray(audio, dtype=np.float32)], options)
-
-
-def frames_to_seconds(frames: int) -> float:
-    """CTC frame count -> seconds."""
-    return frames / FRAMES_PER_SECOND

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     """Transcribe each file; a file that fails is reported and the others still run."""
     from ..defaults import load_recognizer
     from ..offline import OfflineOptions, transcribe_file
-    from ..streaming.audio import AudioError, audio_info_seconds
+    from ..audio import AudioError, audio_info_seconds
 
     if args.format == "jsonl" and not args.stream:
         raise ValueError("--format jsonl prints streaming events: add --stream")
@@ -96,7 +96,7 @@ def _stream_one(setup, path: str, args: argparse.Namespace) -> None:
     """Run the streaming engine over one file and print its events live (captions or JSON lines)."""
     from ..client.captions import CaptionPrinter
     from ..streaming.events import event_to_dict
-    from ..streaming.files import stream_file
+    from ..file_stream import stream_file
 
     printer = CaptionPrinter(sys.stdout, args.format, label=path if len(args.files) > 1 else None)
     try:

@@ -20,7 +20,7 @@ HELP = "stream audio files or the microphone to an xlsr-live server"
 
 def file_blocks(path: str, speed: float):
     """100 ms int16 blocks of a file at 16 kHz, paced at `speed` x real time."""
-    from ..streaming.audio import iter_audio_blocks
+    from ..audio import iter_audio_blocks
     from .stream import paced, split_blocks
 
     def blocks():

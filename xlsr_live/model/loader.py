@@ -1,4 +1,4 @@
-"""Load a Hugging Face wav2vec2 CTC checkpoint into xlsr-live's own torch modules."""
+"""Load a Hugging Face CTC checkpoint (wav2vec2 and the families in config.FAMILIES) into our own modules."""
 
 from __future__ import annotations
 
@@ -12,19 +12,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..constants import SAMPLE_RATE
+from ..constants import SAMPLE_RATE, SAMPLES_PER_FRAME
+from .adapters import ADAPTER_FILES, AdapterCache, read_adapter
 from .checkpoint import CheckpointError, fold_weight_norm, read_state_dict, resolve_checkpoint
-from .config import UnsupportedModelError, Wav2Vec2Config
+from .config import ModelConfig, UnsupportedModelError
 from .tokenizer import CTCVocabulary
-from .wav2vec2 import Wav2Vec2ForCTC
+from .encoder import CTCModel
+from .quantize import quantize_int8
 
 log = logging.getLogger(__name__)
 
 INT8 = ("int8", "qint8")  # dynamic int8 quantization of linear layers (CPU), fp32 activations
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
           "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-IGNORED_KEYS = ("wav2vec2.masked_spec_embed",)  # training-only (SpecAugment mask embedding)
+IGNORED_KEYS = ("masked_spec_embed",)  # training-only (SpecAugment mask embedding), after the family prefix
 NORM_EPS = 1e-7  # Wav2Vec2FeatureExtractor's variance floor
+FILTER_BANK_EXTRACTOR = "SeamlessM4TFeatureExtractor"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +55,10 @@ class Preprocessing:
         rate = raw.get("sampling_rate", SAMPLE_RATE)
         if rate != SAMPLE_RATE:
             raise UnsupportedModelError(f"{path}: sampling_rate {rate} is not supported; supported: {SAMPLE_RATE}")
+        if raw.get("feature_extractor_type") == FILTER_BANK_EXTRACTOR:  # w2v-BERT: the model makes and
+            if raw.get("stride", 2) != 2:  # normalises its filter banks (model/features.py)
+                raise UnsupportedModelError(f"{path}: stride {raw['stride']} is not supported; supported: 2")
+            return cls(do_normalize=False, return_attention_mask=True)
         return cls(bool(raw.get("do_normalize", True)), bool(raw.get("return_attention_mask", False)))
 
 
@@ -59,26 +66,43 @@ class Preprocessing:
 class LoadedModel:
     """A model ready for inference with everything needed to feed it and read its output."""
 
-    model: Wav2Vec2ForCTC
-    config: Wav2Vec2Config
+    model: CTCModel
+    config: ModelConfig
     vocab: CTCVocabulary
     preprocessing: Preprocessing
     source: Path
     device: torch.device
     dtype: torch.dtype  # of activations and of the weights not quantized
     quantization: str | None = None  # "int8": dynamic int8 linear layers
+    language: str | None = None  # MMS: the language whose adapters and vocabulary are in use
+    adapters: AdapterCache | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def with_language(self, language: str) -> "LoadedModel":
+        """This model for another language of an MMS checkpoint (adapters read on first use, then kept);
+        it shares the base weights with every other language. ValueError without language adapters."""
+        if language == self.language:
+            return self
+        if self.adapters is None:
+            raise ValueError(f"language {language!r}: {self.source} has no language adapters (adapter_attn_dim)")
+        return self.adapters.model(self, language)
 
     @property
     def uses_attention_mask(self) -> bool:
         """Layer-norm (XLSR) checkpoints take masks; group-norm (base) ones want zero padding."""
-        return self.preprocessing.return_attention_mask and self.config.feat_extract_norm == "layer"
+        return self.preprocessing.return_attention_mask and self.config.feat_extract_norm in ("layer", "filter_bank")
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """dtype of the waveform fed to the model: float32 for filter-bank models (w2v-BERT makes its
+        features from it in float64), the model's dtype otherwise."""
+        return torch.float32 if self.config.feat_extract_norm == "filter_bank" else self.dtype
 
     @torch.inference_mode()
     def logits(self, audio: np.ndarray) -> np.ndarray:
         """Logits (T, V) as float32 for one whole input, normalised as the checkpoint asks."""
-        if len(audio) < self.config.receptive_field_samples:
+        if self.config.num_frames(len(audio)) == 0:
             return np.zeros((0, self.config.vocab_size), dtype=np.float32)
-        wave = torch.from_numpy(self.preprocessing.normalize(audio))[None].to(self.device, self.dtype)
+        wave = torch.from_numpy(self.preprocessing.normalize(audio))[None].to(self.device, self.input_dtype)
         return self.model(wave)[0].float().cpu().numpy()
 
 
@@ -101,40 +125,42 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
         raise ValueError(f"dtype {name!r} is not supported; supported: {sorted(DTYPES) + list(INT8)}") from None
 
 
-def quantize_int8(model: Wav2Vec2ForCTC) -> Wav2Vec2ForCTC:
-    """Dynamic int8 quantization of every linear layer (weights int8, activations quantized per call)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao's eager-mode deprecation notice
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-
-
 def load_model(
     name_or_path: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
     dtype: str | torch.dtype = "float32",
     fuse_qkv: bool = False,
+    language: str | None = None,
 ) -> LoadedModel:
     """Load a local checkpoint directory or hub id (default: the packaged demo model).
 
     fuse_qkv: one (H -> 3H) attention input projection per layer instead of three (exact).
+    language: MMS checkpoints (adapter_attn_dim): the language whose adapter.<language>.safetensors
+    and vocabulary to use (default: the tokenizer's target_lang); other languages through
+    LoadedModel.with_language.
     """
     started = time.perf_counter()
     directory = resolve_checkpoint(name_or_path)
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise CheckpointError(f"{directory}: no config.json")
-    config = Wav2Vec2Config.from_dict(json.loads(config_path.read_text()), source=str(config_path))
-    vocab = CTCVocabulary.from_directory(directory)
+    config = ModelConfig.from_dict(json.loads(config_path.read_text()), source=str(config_path))
+    if language is not None and config.adapter_attn_dim is None:
+        raise ValueError(f"language {language!r}: {directory} has no language adapters (adapter_attn_dim)")
+    vocab = CTCVocabulary.from_directory(directory, language)
+    state = read_state_dict(directory)
+    language = language or _target_language(directory, config)
+    if language is not None and any(p.is_file() for p in _adapter_files(directory, language)):
+        state.update(read_adapter(directory, language))  # this language's adapters and CTC head
+        config = dataclasses.replace(config, vocab_size=state["lm_head.weight"].shape[0])
     if len(vocab) != config.vocab_size:
         raise CheckpointError(
             f"{directory}: vocab.json has {len(vocab)} tokens but the model's output layer "
             f"(config vocab_size) has {config.vocab_size}"
         )
     with torch.device("meta"):  # no random init, no second copy of the weights
-        model = Wav2Vec2ForCTC(config)
-    load_state(model, read_state_dict(directory), str(directory))
+        model = CTCModel(config)
+    load_state(model, state, str(directory))
     torch_device = torch.device(device)
     model = model.eval().to(torch_device, parse_dtype(dtype))
     if fuse_qkv:
@@ -145,21 +171,43 @@ def load_model(
             raise ValueError(f"dtype {dtype!r} (dynamic int8) runs on the CPU only, not on {torch_device}")
         model = quantize_int8(model)
     loaded = LoadedModel(model, config, vocab, Preprocessing.from_directory(directory), directory,
-                         torch_device, parse_dtype(dtype), quantization)
+                         torch_device, parse_dtype(dtype), quantization, language,
+                         AdapterCache(directory) if config.adapter_attn_dim is not None else None)
+    if loaded.adapters is not None:
+        loaded.adapters.add(loaded)
+    if config.hop_samples != SAMPLES_PER_FRAME:  # w2v-BERT with adapter layers: 40 ms frames or more
+        log.warning("%s: one output frame per %d samples, not %d: transcripts are right, but word times and "
+                    "the streaming options given in ms assume %d-sample frames (docs/models.md)",
+                    directory, config.hop_samples, SAMPLES_PER_FRAME, SAMPLES_PER_FRAME)
     log.info("loaded %s (%d layers x %d) in %.2f s", directory, config.num_hidden_layers,
              config.hidden_size, time.perf_counter() - started)
     return loaded
 
 
-def load_state(model: Wav2Vec2ForCTC, state: dict[str, torch.Tensor], source: str) -> None:
+def _target_language(directory: Path, config: ModelConfig) -> str | None:
+    """MMS checkpoints: the tokenizer's target_lang, if it names one."""
+    path = directory / "tokenizer_config.json"
+    if config.adapter_attn_dim is None or not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("target_lang")
+
+
+def _adapter_files(directory: Path, language: str) -> list[Path]:
+    return [directory / pattern.format(language) for pattern in ADAPTER_FILES]
+
+
+def load_state(model: CTCModel, state: dict[str, torch.Tensor], source: str) -> None:
     """Copy every tensor into the model; any missing, unexpected or mis-shaped tensor is fatal."""
     state = fold_weight_norm(state)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected) - set(IGNORED_KEYS))
+    family = model.config.family
+    ignored = {f"{family.prefix}.{key}" for key in IGNORED_KEYS}
+    ignored |= {key for key in state if key.startswith(tuple(f"{family.prefix}.{p}" for p in family.ignored))}
+    unexpected = sorted(set(state) - set(expected) - ignored)
     if missing or unexpected:
         raise CheckpointError(
-            f"{source}: tensors do not match a Wav2Vec2ForCTC of this config.json: "
+            f"{source}: tensors do not match a {model.config.family.architecture} of this config.json: "
             f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''} ({len(missing)}), "
             f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''} ({len(unexpected)})"
         )

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from .config import Wav2Vec2Config
-from .wav2vec2 import Wav2Vec2ForCTC
+from .config import ModelConfig
+from .encoder import CTCModel
 
 ENGLISH_VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|", "'"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
 TINY = dict(conv_dim=(32,) * 7, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -25,9 +25,9 @@ def write_random_checkpoint(directory: str | Path, seed: int = 0, **overrides) -
     fields = {"vocab_size": len(ENGLISH_VOCAB), "feat_extract_norm": "layer", "do_stable_layer_norm": True}
     fields.update(TINY)
     fields.update(overrides)
-    config = Wav2Vec2Config(**fields)
+    config = ModelConfig(**fields)
     torch.manual_seed(seed)
-    model = Wav2Vec2ForCTC(config)
+    model = CTCModel(config)
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / "model.safetensors"))

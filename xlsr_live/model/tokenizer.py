@@ -1,4 +1,11 @@
-"""Wav2Vec2CTCTokenizer conventions: vocab.json ids, pad = CTC blank, `|` = word delimiter."""
+"""Wav2Vec2CTCTokenizer conventions: vocab.json ids, pad = CTC blank, `|` = word delimiter.
+
+Text follows the transformers ASR pipeline's `tokenizer.decode(ids)` of the frame argmax: repeats
+are grouped, the pad (blank) dropped, the delimiter becomes a space, `do_lower_case` lower-cases
+the output. Unlike the pipeline, special tokens (`<unk>`, `<s>`, `</s>`, additional special
+tokens) never appear: after grouping they produce no text, like the blank. (transformers'
+`skip_special_tokens=True` would drop them before grouping, merging `a <pad> a` into `a`.)
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,11 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from .checkpoint import CheckpointError
 from .config import UnsupportedModelError
+
+NAMED_SPECIALS = (("pad_token", "<pad>"), ("bos_token", "<s>"), ("eos_token", "</s>"), ("unk_token", "<unk>"))
+EXTRA_SPECIALS = ("additional_special_tokens", "extra_special_tokens")  # transformers 4.x / 5.x names
 
 
 def _token_text(value: Any) -> str | None:
@@ -15,6 +26,25 @@ def _token_text(value: Any) -> str | None:
     if isinstance(value, Mapping):
         return value.get("content")
     return value
+
+
+def is_multilingual(vocab: Mapping[str, Any]) -> bool:
+    """True for a vocab.json nested by language (MMS: {"eng": {token: id}, "fra": {...}})."""
+    return bool(vocab) and all(isinstance(v, Mapping) for v in vocab.values())
+
+
+def select_language(vocab: Mapping[str, Any], language: str | None, source: str) -> Mapping[str, Any]:
+    """The token table of `language` from a vocabulary nested by language; a flat one as it is."""
+    if not is_multilingual(vocab):
+        return vocab
+    if language is None:
+        raise UnsupportedModelError(
+            f"{source}: one vocabulary per language ({len(vocab)}: {', '.join(sorted(vocab)[:8])}"
+            f"{' ...' if len(vocab) > 8 else ''}); choose one with language=LANG (--language)")
+    if language not in vocab:
+        raise ValueError(f"language {language!r} is not in {source}; it has {', '.join(sorted(vocab)[:20])}"
+                         f"{' ...' if len(vocab) > 20 else ''}")
+    return vocab[language]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,29 +69,26 @@ class CTCVocabulary:
         except ValueError:
             return None
 
+    @property
+    def has_word_boundaries(self) -> bool:
+        """False for vocabularies without a delimiter or space (character languages: each token is a word)."""
+        return any(not self.is_silent(i) and self.token_text(i).isspace() for i in range(len(self.labels)))
+
     def is_silent(self, token_id: int) -> bool:
-        """True for ids that never produce text (blank and special tokens other than unk)."""
+        """True for ids that never produce text: the blank and every special token but the delimiter."""
         token = self.labels[token_id]
-        return token_id == self.blank_id or (token in self.special_tokens and token != self.unk_token)
+        return token_id == self.blank_id or (token in self.special_tokens and token != self.word_delimiter)
 
     def token_text(self, token_id: int) -> str:
-        """Text of one non-blank token: the delimiter becomes a space."""
+        """Text of one spoken token: the delimiter becomes a space; lower-cased if `do_lower_case`."""
         token = self.labels[token_id]
-        return " " if token == self.word_delimiter else token
+        if token == self.word_delimiter:
+            return " "
+        return token.lower() if self.do_lower_case else token
 
     def decoder_labels(self) -> list[str]:
-        """Labels as pyctcdecode wants them: blank "", delimiter " ", specials ""."""
-        out = []
-        for i, token in enumerate(self.labels):
-            if i == self.blank_id or (token in self.special_tokens and token != self.unk_token):
-                out.append("")
-            elif token == self.word_delimiter:
-                out.append(" ")
-            elif token == self.unk_token:
-                out.append("⁇")
-            else:
-                out.append(token)
-        return out
+        """Labels as pyctcdecode wants them: silent ids "", delimiter " ", others their text."""
+        return ["" if self.is_silent(i) else self.token_text(i) for i in range(len(self.labels))]
 
     def encode(self, text: str) -> list[int]:
         """Characters -> ids (spaces to the delimiter); unknown characters map to unk."""
@@ -79,24 +106,28 @@ class CTCVocabulary:
         return ids
 
     @classmethod
-    def from_directory(cls, directory: Path) -> "CTCVocabulary":
-        """Read vocab.json and tokenizer_config.json (optional) from a checkpoint directory."""
+    def from_directory(cls, directory: Path, language: str | None = None) -> "CTCVocabulary":
+        """Read vocab.json and tokenizer_config.json (optional) from a checkpoint directory.
+
+        A vocabulary nested by language (MMS) needs `language` or the tokenizer's `target_lang`.
+        """
         vocab_path = directory / "vocab.json"
         if not vocab_path.is_file():
-            raise FileNotFoundError(f"{directory}: no vocab.json (Wav2Vec2CTCTokenizer vocabulary)")
+            raise CheckpointError(f"{vocab_path}: no such file (the Wav2Vec2CTCTokenizer vocabulary)")
         vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
         config_path = directory / "tokenizer_config.json"
         tok_config = {}
         if config_path.is_file():
             tok_config = json.loads(config_path.read_text(encoding="utf-8"))
-        return cls.from_mappings(vocab, tok_config, source=str(vocab_path))
+        language = language or tok_config.get("target_lang")
+        return cls.from_mappings(select_language(vocab, language, str(vocab_path)), tok_config, str(vocab_path))
 
     @classmethod
     def from_mappings(
         cls, vocab: Mapping[str, Any], tok_config: Mapping[str, Any], source: str = "vocab.json"
     ) -> "CTCVocabulary":
         """Build from the parsed vocab.json and tokenizer_config.json."""
-        if vocab and all(isinstance(v, Mapping) for v in vocab.values()):
+        if is_multilingual(vocab):
             raise UnsupportedModelError(
                 f"{source}: a multilingual vocabulary (one table per language: "
                 f"{sorted(vocab)[:5]}...) is not supported; supported: one flat token->id table"
@@ -112,11 +143,10 @@ class CTCVocabulary:
         pad = _token_text(tok_config.get("pad_token", "<pad>"))
         if pad not in vocab:
             raise ValueError(f"{source}: the pad token {pad!r} (CTC blank) is not in the vocabulary")
-        specials = {
-            _token_text(tok_config.get(k, d))
-            for k, d in (("pad_token", "<pad>"), ("bos_token", "<s>"), ("eos_token", "</s>"),
-                         ("unk_token", "<unk>"))
-        }
+        specials = {_token_text(tok_config.get(k, d)) for k, d in NAMED_SPECIALS}
+        for key in EXTRA_SPECIALS:
+            extra = tok_config.get(key) or ()
+            specials.update(_token_text(t) for t in (extra.values() if isinstance(extra, Mapping) else extra))
         return cls(
             labels=tuple(labels),
             blank_id=vocab[pad],

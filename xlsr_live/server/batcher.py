@@ -25,7 +25,6 @@ class BatchStats:
 
     size: int
     compute_seconds: float
-    queue_depth: int
 
 
 class MicroBatcher:
@@ -156,7 +155,7 @@ class MicroBatcher:
                 await self._process(loop, [pending])
             return
         if self.on_batch is not None:
-            self.on_batch(BatchStats(len(batch), time.perf_counter() - started, self._queue.qsize()))
+            self.on_batch(BatchStats(len(batch), time.perf_counter() - started))
         for pending, result in zip(batch, results):
             if not pending.future.done():
                 pending.future.set_result(result)

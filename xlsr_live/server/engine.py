@@ -13,7 +13,7 @@ from typing import Any, Optional, Protocol, Sequence
 
 import numpy as np
 
-from ..streaming.audio import check_sample_rate
+from ..audio import check_sample_rate
 from .options import StreamOptions
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,20 @@ class ModelEngine:
         from ..streaming.recognizer import StreamingRecognizer
 
         rate = check_sample_rate(options.sample_rate)
-        return StreamingRecognizer(self.model, self._options_for(options), sample_rate=rate)
+        return StreamingRecognizer(self._model_for(options.language), self._options_for(options), sample_rate=rate)
+
+    def _model_for(self, language: Optional[str]):
+        """The model in the stream's language (MMS: adapters read on first use, then shared by every
+        stream in it); ValueError names a language the model lacks, without server paths."""
+        if language is None:
+            return self.model
+        try:
+            return self.model.with_language(language)
+        except ValueError as exc:
+            log.warning("language %r refused: %s", language, exc)
+            adapters = self.model.adapters
+            available = ", ".join(adapters.languages()[:20]) if adapters is not None else "none (no language adapters)"
+            raise ValueError(f"language {language!r} is not available; available: {available}") from None
 
     def run_jobs(self, jobs: Sequence[Any]) -> list:
         """One padded forward pass over windows of any sessions (runs on the batch worker thread)."""

@@ -1,19 +1,23 @@
-"""Prometheus text exposition (format 0.0.4), hand-written: one `Metrics` object per server."""
+"""Server metrics for /metrics, exposed with prometheus_client: one `Metrics` object and one
+CollectorRegistry per server (never the library's global default registry)."""
 
 from __future__ import annotations
 
 import bisect
 import dataclasses
-from typing import Callable
+from typing import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # what generate_latest writes
 
 
 @dataclasses.dataclass
 class Histogram:
-    """Cumulative-bucket histogram as Prometheus expects it."""
+    """Observations counted per bucket (upper bounds `buckets`, plus +Inf), with their sum and count."""
 
     name: str
     help: str
@@ -33,21 +37,18 @@ class Histogram:
         self.total += value
         self.count += 1
 
-    def render(self) -> list[str]:
-        """Exposition lines."""
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
-        running = 0
+    def family(self) -> HistogramMetricFamily:
+        """The histogram as prometheus_client's metric family (cumulative buckets)."""
+        cumulative, running = [], 0
         for bound, count in zip(self.buckets, self.counts):
             running += count
-            lines.append(f'{self.name}_bucket{{le="{bound}"}} {running}')
-        lines.append(f'{self.name}_bucket{{le="+Inf"}} {self.count}')
-        lines.append(f"{self.name}_sum {self.total:.6f}")
-        lines.append(f"{self.name}_count {self.count}")
-        return lines
+            cumulative.append((str(bound), running))
+        cumulative.append(("+Inf", self.count))
+        return HistogramMetricFamily(self.name, self.help, buckets=cumulative, sum_value=self.total)
 
 
 class Metrics:
-    """Counters and gauges of one server; `render` writes them for /metrics."""
+    """Counters and gauges of one server, read by its own registry's collector when /metrics is scraped."""
 
     def __init__(self, queue_depth: Callable[[], int] = lambda: 0, queue_wait: Callable[[], float] = lambda: 0.0):
         self.queue_depth = queue_depth
@@ -64,6 +65,8 @@ class Metrics:
         self.partial_latency = Histogram(
             "xlsr_live_partial_latency_seconds",
             "From receiving an audio message to sending the partial it produced.", LATENCY_BUCKETS)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
 
     def observe_batch(self, size: int, compute_seconds: float) -> None:
         """Count one forward pass."""
@@ -80,30 +83,30 @@ class Metrics:
         """Model compute seconds per second of audio received (0 before any audio)."""
         return self.compute_seconds / self.audio_seconds if self.audio_seconds else 0.0
 
+    def collect(self) -> Iterator[Metric]:
+        """Every series, as prometheus_client's registry asks a custom collector for them."""
+        yield GaugeMetricFamily("xlsr_live_active_sessions", "Open recognition sessions.", self.active_sessions)
+        yield CounterMetricFamily("xlsr_live_sessions_total", "Sessions accepted since start.", self.sessions_total)
+        yield CounterMetricFamily("xlsr_live_rejected_connections_total",
+                                  "Connections refused (limits, auth, shutdown).", self.rejected_total)
+        yield CounterMetricFamily("xlsr_live_audio_seconds_total", "Seconds of audio received.", self.audio_seconds)
+        yield CounterMetricFamily("xlsr_live_compute_seconds_total", "Seconds spent in model forward passes.",
+                                  self.compute_seconds)
+        yield GaugeMetricFamily("xlsr_live_real_time_factor", "Compute seconds per audio second since start.",
+                                self.real_time_factor)
+        yield CounterMetricFamily("xlsr_live_batches_total", "Model forward passes.", self.batches_total)
+        yield CounterMetricFamily("xlsr_live_dropped_partials_total", "Stale partials dropped for slow readers.",
+                                  self.dropped_partials_total)
+        yield GaugeMetricFamily("xlsr_live_queue_depth", "Windows waiting for a batch.", self.queue_depth())
+        yield GaugeMetricFamily("xlsr_live_queue_wait_seconds",
+                                "Moving average of how long windows wait for the model (admission control).",
+                                self.queue_wait())
+        yield CounterMetricFamily("xlsr_live_rejected_busy_total",
+                                  "Connections refused because the server was behind real time.",
+                                  self.rejected_busy_total)
+        yield self.batch_size.family()
+        yield self.partial_latency.family()
+
     def render(self) -> str:
-        """The whole exposition text."""
-        lines: list[str] = []
-
-        def scalar(name: str, kind: str, help_: str, value: float) -> None:
-            lines.extend([f"# HELP {name} {help_}", f"# TYPE {name} {kind}", f"{name} {value:g}"])
-
-        scalar("xlsr_live_active_sessions", "gauge", "Open recognition sessions.", self.active_sessions)
-        scalar("xlsr_live_sessions_total", "counter", "Sessions accepted since start.", self.sessions_total)
-        scalar("xlsr_live_rejected_connections_total", "counter",
-               "Connections refused (limits, auth, shutdown).", self.rejected_total)
-        scalar("xlsr_live_audio_seconds_total", "counter", "Seconds of audio received.", self.audio_seconds)
-        scalar("xlsr_live_compute_seconds_total", "counter", "Seconds spent in model forward passes.",
-               self.compute_seconds)
-        scalar("xlsr_live_real_time_factor", "gauge", "Compute seconds per audio second since start.",
-               self.real_time_factor)
-        scalar("xlsr_live_batches_total", "counter", "Model forward passes.", self.batches_total)
-        scalar("xlsr_live_dropped_partials_total", "counter", "Stale partials dropped for slow readers.",
-               self.dropped_partials_total)
-        scalar("xlsr_live_queue_depth", "gauge", "Windows waiting for a batch.", self.queue_depth())
-        scalar("xlsr_live_queue_wait_seconds", "gauge",
-               "Moving average of how long windows wait for the model (admission control).", self.queue_wait())
-        scalar("xlsr_live_rejected_busy_total", "counter",
-               "Connections refused because the server was behind real time.", self.rejected_busy_total)
-        lines.extend(self.batch_size.render())
-        lines.extend(self.partial_latency.render())
-        return "\n".join(lines) + "\n"
+        """The exposition text of this server's registry (Prometheus text format 0.0.4)."""
+        return generate_latest(self.registry).decode()

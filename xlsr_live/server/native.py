@@ -22,7 +22,7 @@ CLOSE_POLICY, CLOSE_INTERNAL, CLOSE_IDLE, CLOSE_TIME_LIMIT = 1008, 1011, 4001, 4
 CLOSING_CODES = {Closing.IDLE: (CLOSE_IDLE, "idle timeout"),
                  Closing.TIME_LIMIT: (CLOSE_TIME_LIMIT, "session time limit"),
                  Closing.SHUTDOWN: (CLOSE_GOING_AWAY, "server shutting down")}
-START_KEYS = {"type", "sample_rate", "encoding", "partials", "words", "hotwords", "lm"}
+START_KEYS = {"type", "sample_rate", "encoding", "partials", "words", "hotwords", "lm", "language"}
 
 
 class ProtocolError(Exception):

@@ -114,12 +114,15 @@ class StreamOptions:
     words: bool = True
     hotwords: tuple[str, ...] = ()
     lm: Optional[bool] = None  # None: the server's default
+    language: Optional[str] = None  # MMS checkpoints: the language's adapters; None: the server's
 
     def __post_init__(self):
         if self.encoding not in ENCODINGS:
             raise ValueError(f"encoding {self.encoding!r} is not one of {sorted(ENCODINGS)}")
         if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int):
             raise ValueError(f"sample_rate {self.sample_rate!r} is not an integer")
+        if self.language is not None and not isinstance(self.language, str):
+            raise ValueError(f"language {self.language!r} is not a string")
         if not all(isinstance(h, str) and h.strip() for h in self.hotwords):
             raise ValueError(f"hotwords {self.hotwords!r} must be non-empty strings")
 

@@ -1,15 +1,15 @@
-"""xlsr_live.streaming: the synchronous, deterministic streaming engine (see docs/streaming.md)."""
+"""xlsr_live.streaming: the synchronous, deterministic, I/O-free streaming engine (see docs/streaming.md)."""
 
-from .events import Event, Final, Partial, SpeechEnd, SpeechStart, Word
-from .options import DecoderOptions, EndpointOptions, StreamingOptions, VadOptions, WindowOptions
+from .events import Event, Final, Partial, SpeechEnd, SpeechStart
+from .options import EndpointOptions, StreamingOptions, VadOptions, WindowOptions
 
-__all__ = ["DecoderOptions", "EndpointOptions", "Event", "Final", "Partial", "SpeechEnd", "SpeechStart",
-           "StreamingOptions", "StreamingRecognizer", "VadOptions", "WindowJob", "WindowOptions", "Word",
-           "run_jobs", "stream_file"]
+__all__ = ["EndpointOptions", "Event", "Final", "Partial", "SpeechEnd", "SpeechStart",
+           "StreamingOptions", "StreamingRecognizer", "VadOptions", "WindowJob", "WindowOptions",
+           "run_jobs"]
 
 
 def __getattr__(name):
-    """Lazy access to the torch-backed parts (StreamingRecognizer, WindowJob, run_jobs, stream_file)."""
+    """Lazy access to the torch-backed parts (StreamingRecognizer, WindowJob, run_jobs)."""
     if name == "StreamingRecognizer":
         from .recognizer import StreamingRecognizer
 
@@ -18,8 +18,4 @@ def __getattr__(name):
         from . import windows
 
         return getattr(windows, name)
-    if name == "stream_file":
-        from .files import stream_file
-
-        return stream_file
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

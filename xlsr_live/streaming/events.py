@@ -8,15 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Union
 
-
-@dataclasses.dataclass(frozen=True)
-class Word:
-    """One recognised word with its audio span and a confidence in [0, 1]."""
-
-    word: str
-    start: float
-    end: float
-    conf: float
+from ..ctc import Word
 
 
 @dataclasses.dataclass(frozen=True)

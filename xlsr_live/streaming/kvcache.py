@@ -4,7 +4,7 @@ Approximate, like Emformer's memory or Transformer-XL: instead of running the tr
 over the left context of every window, each layer keeps the keys and values its committed frames
 had in their own window, and a new window runs the transformer over its new frames (chunk +
 lookahead) only, attending to those cached keys/values and to itself. The positional conv still
-sees up to num_conv_pos_embeddings // 2 frames before the new ones (their projected features).
+sees up to config.positional_left_frames frames before the new ones (their projected features).
 
 Shapes: heads h, d = H / h, M cached frames, N new frames, P positional-conv left frames.
 """
@@ -16,8 +16,10 @@ from typing import Optional, Sequence
 
 import torch
 
+from ..model.batching import FRAME_BUCKET, pad_batch
+from ..model.blocks import KeyValue
+from ..model.encoder import StreamCache
 from ..model.loader import LoadedModel
-from ..model.wav2vec2 import KeyValue
 
 log = logging.getLogger(__name__)
 
@@ -76,66 +78,43 @@ class KeyValueCache:
         self._layers = None
 
 
-def _pad(pieces: Sequence[torch.Tensor], length: int, right_align: bool = False,
-         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack (t_i, ...) pieces into (B, length, ...) zero padded, plus a (B, length) mask of real rows."""
-    first = pieces[0]
-    batch = first.new_zeros((len(pieces), length) + tuple(first.shape[1:]))
-    mask = torch.zeros((len(pieces), length), dtype=torch.bool, device=first.device)
-    for i, piece in enumerate(pieces):
-        n = piece.shape[0]
-        start = length - n if right_align else 0
-        batch[i, start:start + n] = piece
-        mask[i, start:start + n] = True
-    return batch, mask
-
-
-def _batch_memory(jobs: Sequence, longest: int) -> tuple[Optional[list[KeyValue]], Optional[torch.Tensor]]:
-    """Per layer (B, h, M_max, d) keys/values, right padded, and the (B, M_max) mask (None if unpadded)."""
-    if longest == 0:
+def _batch_memory(jobs: Sequence) -> tuple[Optional[list[KeyValue]], Optional[torch.Tensor]]:
+    """Per layer (B, h, M, d) keys/values, padded before the real frames (so that they stay next to
+    the new frames), and the (B, M) mask (None if unpadded); (None, None) when nothing is cached."""
+    some = next((job.memory for job in jobs if job.memory is not None), None)
+    if some is None:
         return None, None
-    if len(jobs) == 1:
-        return [(k[None], v[None]) for k, v in jobs[0].memory], None
-    some = next(job.memory for job in jobs if job.memory is not None)
     layers, mask = [], None
     for layer in range(len(some)):
-        keys, values = [], []
-        for job in jobs:
-            if job.memory is None:
-                empty = some[layer][0][:, :0]
-                keys.append(empty.transpose(0, 1))
-                values.append(empty.transpose(0, 1))
-            else:
-                keys.append(job.memory[layer][0].transpose(0, 1))  # (M_i, h, d)
-                values.append(job.memory[layer][1].transpose(0, 1))
-        k, mask = _pad(keys, longest)
-        v, _ = _pad(values, longest)
-        layers.append((k.transpose(1, 2), v.transpose(1, 2)))  # (B, h, M_max, d)
-    return layers, (None if bool(mask.all()) else mask)
+        empty = some[layer][0][:, :0]
+        rows = [(empty, empty) if job.memory is None else job.memory[layer] for job in jobs]
+        keys, mask = pad_batch([k.transpose(0, 1) for k, _ in rows], FRAME_BUCKET, right_align=True)  # (B, M, h, d)
+        values, _ = pad_batch([v.transpose(0, 1) for _, v in rows], FRAME_BUCKET, right_align=True)
+        layers.append((keys.transpose(1, 2), values.transpose(1, 2)))  # (B, h, M, d)
+    return layers, mask
 
 
 def run_cached(model: LoadedModel, jobs: Sequence) -> list[torch.Tensor]:
     """One forward pass over kv_cache windows of any streams; sets each job's `new_memory`.
 
-    Returns logits (B, N_max, V) rows; job.new_memory: per layer (keys, values) (h, n_i, d) of
-    the job's committed frames (window frames [0, commit_end)).
+    Every input is padded to a multiple of FRAME_BUCKET frames (masked: exact): the left frames
+    and the cached keys/values before the real ones, the new frames after them. Returns logits
+    (B, N, V) rows; job.new_memory: per layer (keys, values) (h, n_i, d) of the job's committed
+    frames (window frames [0, commit_end)).
     """
-    lengths = [job.features.shape[0] for job in jobs]
-    lefts = [job.left_features.shape[0] for job in jobs]
-    pasts = [0 if job.memory is None else job.memory[0][0].shape[1] for job in jobs]
-    if len(jobs) == 1:
-        features, left = jobs[0].features[None], jobs[0].left_features[None]
-        frame_mask = left_mask = None
-    else:
-        features, frame_mask = _pad([job.features for job in jobs], max(lengths))
-        left, left_mask = _pad([job.left_features for job in jobs], max(lefts), right_align=True)
-        frame_mask = None if bool(frame_mask.all()) else frame_mask
-        left_mask = None if bool(left_mask.all()) else left_mask
-    memory, memory_mask = _batch_memory(jobs, max(pasts))
-    logits, new = model.model.encode_cached(features.to(model.dtype), left.to(model.dtype), memory,
-                                            frame_mask, left_mask, memory_mask)
+    features, frame_mask = pad_batch([job.features for job in jobs], FRAME_BUCKET, dtype=model.dtype)
+    left, left_mask = pad_batch([job.left_features for job in jobs], FRAME_BUCKET, right_align=True,
+                                dtype=model.dtype)
+    mask = None
+    if frame_mask is not None or left_mask is not None:
+        ones = features.new_ones(features.shape[:2], dtype=torch.bool)
+        mask = torch.cat([left.new_ones(left.shape[:2], dtype=torch.bool) if left_mask is None else left_mask,
+                          ones if frame_mask is None else frame_mask], dim=1)  # (B, P + N)
+    memory, memory_mask = _batch_memory(jobs)
+    cache = StreamCache(left=left.shape[1], memory=memory, memory_mask=memory_mask)
+    logits = model.model.encode_features(torch.cat([left, features], dim=1), mask, cache)
     for i, job in enumerate(jobs):
         keep = job.commit_end - job.commit_start
         job.new_memory = [(k[i, :, job.commit_start:job.commit_end], v[i, :, job.commit_start:job.commit_end])
-                          for k, v in new] if keep > 0 else None
+                          for k, v in cache.new] if keep > 0 else None
     return list(logits)

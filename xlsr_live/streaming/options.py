@@ -7,20 +7,15 @@ samples (16 kHz) and frames (20 ms) with the properties below.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 from ..constants import SAMPLE_RATE, SAMPLES_PER_FRAME
+from ..decoding.options import DecoderOptions
+from ..validation import check as _check
 
 FRAME_MS = 1000 * SAMPLES_PER_FRAME // SAMPLE_RATE  # 20 ms per CTC frame
 SAMPLES_PER_MS = SAMPLE_RATE // 1000  # 16
 VAD_FRAME_MS = (10, 20, 30)  # frame sizes webrtcvad accepts
 CONTEXT_MODES = ("recompute", "kv_cache")
-
-
-def _check(condition: bool, message: str) -> None:
-    """Raise ValueError(message) unless condition holds."""
-    if not condition:
-        raise ValueError(message)
 
 
 def _check_frame_multiple(name: str, value: int, minimum: int = 0) -> None:
@@ -95,27 +90,6 @@ class WindowOptions:
     def lookahead_frames(self) -> int:
         """Frames of right context after the chunk."""
         return self.lookahead_ms // FRAME_MS
-
-
-@dataclasses.dataclass(frozen=True)
-class DecoderOptions:
-    """CTC decoding: "greedy" (incremental) or "beam" (pyctcdecode, optional KenLM and hotwords)."""
-
-    kind: str = "greedy"
-    beam_width: int = 16
-    kenlm_path: Optional[str] = None
-    alpha: float = 0.5  # LM weight
-    beta: float = 1.0  # word insertion bonus
-    hotwords: tuple[str, ...] = ()
-    hotword_weight: float = 10.0
-    max_beam_frames: int = 750  # frames re-decoded at most; older undecided frames are committed greedily
-
-    def __post_init__(self) -> None:
-        _check(self.kind in ("greedy", "beam"), f"kind={self.kind!r} is not 'greedy' or 'beam'")
-        _check(isinstance(self.beam_width, int) and self.beam_width >= 1, f"beam_width={self.beam_width!r} must be >= 1")
-        _check(self.kenlm_path is None or self.kind == "beam", f"kenlm_path={self.kenlm_path!r} needs kind='beam'")
-        _check(isinstance(self.hotwords, tuple), f"hotwords={self.hotwords!r} must be a tuple of strings")
-        _check(self.max_beam_frames >= 50, f"max_beam_frames={self.max_beam_frames!r} must be >= 50")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,10 +13,10 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..audio import StreamResampler, check_sample_rate, to_float32
 from ..constants import SAMPLE_RATE
+from ..decoding import DecoderFactory
 from ..model.loader import LoadedModel
-from .audio import StreamResampler, check_sample_rate, to_float32
-from .decoders import DecoderFactory
 from .events import Event, Final, Partial, SpeechEnd, SpeechStart
 from .options import StreamingOptions
 from .utterance import Utterance
@@ -36,6 +36,9 @@ class StreamingRecognizer:
             raise ValueError(f"options={options!r} is not a StreamingOptions")
         if decoders is not None and decoders.options != options.decoder:
             raise ValueError(f"decoders were made for {decoders.options}, not {options.decoder}")
+        if options.window.context == "kv_cache" and model.config.family.layer != "transformer":
+            raise ValueError(f"window context='kv_cache' is not available for {model.source}: conformer "
+                             "layers' relative/rotary positions depend on the window; use context='recompute'")
         if options.window.context == "kv_cache" and model.config.feat_extract_norm != "layer":
             raise ValueError("window context='kv_cache' needs a layer-norm (XLSR-kind) model; "
                              f"{model.source} uses feat_extract_norm={model.config.feat_extract_norm!r}")

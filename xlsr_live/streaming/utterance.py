@@ -45,7 +45,7 @@ class Utterance:
         self._kv = KeyValueCache(window.left_frames) if window.context == "kv_cache" else None
         # conv-feature frames kept before a chunk: its left context, or (kv_cache) the positional conv's
         self.feature_left_frames = window.left_frames if self._kv is None else min(
-            window.left_frames, model.config.num_conv_pos_embeddings // 2)
+            window.left_frames, model.config.positional_left_frames)
         max_samples = options.vad.max_utterance_ms * SAMPLES_PER_MS
         self.max_samples = max_samples
         self.search_samples = options.vad.cut_search_ms * SAMPLES_PER_MS
@@ -99,6 +99,8 @@ class Utterance:
         if self._stats is None:
             self._freeze_stats()
         sample_end = (last - 1) * self.hop + self.field
+        if self.ended and last == self.total_frames:  # the last window takes the utterance's whole tail,
+            sample_end = self.end_sample  # as offline does (group norm, w2v-BERT filter-bank statistics)
         if self._cache is not None:
             begin = self._cache.end * self.hop
             if self._cache.end < last:
@@ -107,13 +109,13 @@ class Utterance:
                 return self._cached_job(stream, commit_start, commit_end, last)
             features = self._cache.get(first, last)
             job = WindowJob(stream, self.index, self.next_chunk, last - first, commit_start - first,
-                            commit_end - first, features=features)
+                            commit_end - first, features=features, language=self.model.language)
         else:
             raw = self.audio.get(first * self.hop, sample_end)
             audio = torch.from_numpy(self.model.preprocessing.normalize(raw))
             job = WindowJob(stream, self.index, self.next_chunk, last - first, commit_start - first,
                             commit_end - first,
-                            audio=audio.to(self.model.device, self.model.dtype))
+                            audio=audio.to(self.model.device, self.model.input_dtype), language=self.model.language)
         return job
 
     def _cached_job(self, stream: int, commit_start: int, commit_end: int, last: int) -> WindowJob:
@@ -121,7 +123,8 @@ class Utterance:
         first = max(0, commit_start - self.feature_left_frames)
         return WindowJob(stream, self.index, self.next_chunk, last - commit_start, 0, commit_end - commit_start,
                          features=self._cache.get(commit_start, last),
-                         left_features=self._cache.get(first, commit_start), memory=self._kv.memory())
+                         left_features=self._cache.get(first, commit_start), memory=self._kv.memory(),
+                         language=self.model.language)
 
     def state_bytes(self) -> int:
         """Bytes of per-stream state this utterance holds (audio, conv features, cached keys/values)."""
@@ -182,7 +185,3 @@ class Utterance:
         audio = self.audio.get(first * self.hop, (first + frames) * self.hop).astype(np.float64)
         energy = (audio.reshape(frames, self.hop) ** 2).sum(axis=1)
         return (first + int(np.argmin(energy))) * self.hop
-
-    def tail_audio(self, from_sample: int) -> np.ndarray:
-        """Audio from `from_sample` to the end of what was received (to start the next utterance)."""
-        return self.audio.get(from_sample, self.audio.end)

@@ -9,13 +9,9 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from ..model.batching import FRAME_BUCKET, pad_batch
 from ..model.loader import LoadedModel
 from .kvcache import run_cached
-
-# transformer inputs are padded (and masked: exact) to a multiple of this many frames, so that an
-# endless stream meets a bounded set of input shapes: oneDNN keeps one primitive per shape in a
-# cache of 1024, and the odd lengths of utterance-final windows grew RSS by ~10 MB in an hour
-FRAME_BUCKET = 10
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +38,7 @@ class WindowJob:
     left_features: Optional[torch.Tensor] = None  # kv_cache windows only
     memory: Optional[list] = None  # kv_cache windows: per layer (keys, values) (heads, M, d)
     new_memory: Optional[list] = None  # set by run_jobs for kv_cache windows
+    language: Optional[str] = None  # MMS: the language of the model that made it (run_jobs groups by it)
 
     @property
     def cached(self) -> bool:
@@ -122,11 +119,14 @@ def run_jobs(model: LoadedModel, jobs: Sequence[WindowJob]) -> list[np.ndarray]:
     """
     if not jobs:
         return []
+    languages = {job.language for job in jobs}
+    if len(languages) > 1:  # MMS streams in different languages: one pass per language
+        return _run_groups(jobs, lambda job: job.language, lambda group: run_jobs(model, group))
+    if jobs[0].language is not None:
+        model = model.with_language(jobs[0].language)  # the model itself when it is that language
     cached = [job for job in jobs if job.cached]
     if cached and len(cached) < len(jobs):  # streams with different context modes: two passes
-        done = dict(zip(map(id, cached), run_jobs(model, cached)))
-        rest = dict(zip(map(id, (others := [j for j in jobs if not j.cached])), run_jobs(model, others)))
-        return [done[id(job)] if job.cached else rest[id(job)] for job in jobs]
+        return _run_groups(jobs, lambda job: job.cached, lambda group: run_jobs(model, group))
     if cached:
         logits = run_cached(model, jobs)
     elif all(job.features is not None for job in jobs):
@@ -141,25 +141,25 @@ def run_jobs(model: LoadedModel, jobs: Sequence[WindowJob]) -> list[np.ndarray]:
     return out
 
 
+def _run_groups(jobs: Sequence[WindowJob], key, run) -> list[np.ndarray]:
+    """Run the jobs group by group (same `key`), results back in job order."""
+    groups: dict = {}
+    for job in jobs:
+        groups.setdefault(key(job), []).append(job)
+    results = {id(job): out for group in groups.values() for job, out in zip(group, run(group))}
+    return [results[id(job)] for job in jobs]
+
+
 def _run_features(model: LoadedModel, jobs: Sequence[WindowJob]) -> torch.Tensor:
     """Pad conv features to the longest window (rounded up to FRAME_BUCKET), mask padded frames,
     run the transformer."""
-    longest = -(-max(job.features.shape[0] for job in jobs) // FRAME_BUCKET) * FRAME_BUCKET
-    channels = jobs[0].features.shape[1]
-    batch = torch.zeros((len(jobs), longest, channels), device=model.device, dtype=model.dtype)
-    mask = torch.zeros((len(jobs), longest), dtype=torch.bool, device=model.device)
-    for i, job in enumerate(jobs):
-        frames = job.features.shape[0]
-        batch[i, :frames] = job.features
-        mask[i, :frames] = True
-    frame_mask = None if bool(mask.all()) else mask
-    return model.model.encode_features(batch, frame_mask)
+    features, mask = pad_batch([job.features for job in jobs], FRAME_BUCKET, dtype=model.dtype)
+    return model.model.encode_features(features, mask)
 
 
 def _run_audio(model: LoadedModel, jobs: Sequence[WindowJob]) -> torch.Tensor:
-    """Group-norm models: zero-pad normalised audio and run the whole model (no mask)."""
-    longest = max(job.audio.shape[0] for job in jobs)
-    batch = torch.zeros((len(jobs), longest), device=model.device, dtype=model.dtype)
-    for i, job in enumerate(jobs):
-        batch[i, : job.audio.shape[0]] = job.audio
-    return model.model(batch)
+    """Audio windows: zero-pad to the longest and run the whole model, no bucket. Group-norm models
+    without a mask (as transformers feeds them; padding changes their GroupNorm statistics), filter-bank
+    models (w2v-BERT, which normalise their features per input) with one: exact."""
+    audio, mask = pad_batch([job.audio for job in jobs], dtype=model.input_dtype)
+    return model.model(audio, mask if model.uses_attention_mask else None)

@@ -1,4 +1,4 @@
-"""Stream a file through the engine (the CLI's `transcribe FILE --stream`)."""
+"""Stream a file through the engine (the CLI's `transcribe FILE --stream`); the engine itself reads no files."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import os
 import time
 from typing import Iterator
 
-from ..model.loader import LoadedModel
 from .audio import AudioError, open_audio, to_float32
-from .events import Event
-from .options import StreamingOptions
-from .recognizer import StreamingRecognizer
+from .model.loader import LoadedModel
+from .streaming.events import Event
+from .streaming.options import StreamingOptions
+from .streaming.recognizer import StreamingRecognizer
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ..constants import SAMPLE_RATE
+from .constants import SAMPLE_RATE
 
 INT16_SCALE = 32_768.0
 MAX_SAMPLE_RATE = 384_000  # highest input rate accepted (studio interfaces)
@@ -76,11 +76,6 @@ class StreamResampler:
         if self._stream is None:
             return audio
         return self._stream.resample_chunk(audio, last=last)
-
-    def reset(self) -> None:
-        """Forget filter state for a new stream."""
-        if self._stream is not None:
-            self._stream.clear()
 
 
 def read_audio(path: str | os.PathLike) -> np.ndarray:

@@ -1,24 +1,17 @@
-"""Per-utterance decoders behind one interface: chunks of logits in, stable/unstable text out."""
+"""Greedy CTC for one utterance behind the UtteranceDecoder interface."""
 
 from __future__ import annotations
 
-import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..constants import SAMPLES_PER_FRAME
-from ..model.tokenizer import CTCVocabulary
-from .decoding import GreedyCTCDecoder, normalize_text, runs_text, runs_to_words
-from .events import Word
-from .options import DecoderOptions
+from ..ctc import GreedyCTCDecoder, Word, normalize_text, runs_text, runs_to_words, trailing_silence
+from .base import Hypothesis
 
-
-@dataclasses.dataclass(frozen=True)
-class Hypothesis:
-    """Text after one chunk: `stable` never changes later; `unstable` is the rest (may start with a space)."""
-
-    stable: str
-    unstable: str
+if TYPE_CHECKING:  # the vocabulary's package (model/) imports torch
+    from ..model.tokenizer import CTCVocabulary
 
 
 def split_stable(stable_raw: str, full_raw: str) -> Hypothesis:
@@ -28,16 +21,6 @@ def split_stable(stable_raw: str, full_raw: str) -> Hypothesis:
     if not full.startswith(stable):  # cannot happen when full_raw extends stable_raw
         raise AssertionError(f"stable {stable!r} is not a prefix of {full!r}")
     return Hypothesis(stable, full[len(stable):])
-
-
-def trailing_silent_frames(ids: np.ndarray, vocab: CTCVocabulary) -> int:
-    """Number of frames at the end of `ids` whose best token produces no text (blank/specials)."""
-    count = 0
-    for token_id in ids[::-1].tolist():
-        if not vocab.is_silent(token_id):
-            break
-        count += 1
-    return count
 
 
 class GreedyUtteranceDecoder:
@@ -52,10 +35,7 @@ class GreedyUtteranceDecoder:
     def advance(self, committed: np.ndarray, lookahead: np.ndarray) -> Hypothesis:
         """Commit frames `committed` (T, V); peek at `lookahead` (T', V) for the unstable tail."""
         self._stable_raw += runs_text(self.decoder.advance(committed), self.vocab)
-        if len(committed):
-            ids = committed.argmax(axis=-1)
-            silent = trailing_silent_frames(ids, self.vocab)
-            self.trailing_blank_frames = silent if silent < len(ids) else self.trailing_blank_frames + silent
+        self.trailing_blank_frames = trailing_silence(self.trailing_blank_frames, committed, self.vocab)
         tail = self.decoder.peek(lookahead)
         return split_stable(self._stable_raw, self._stable_raw + runs_text(tail, self.vocab))
 
@@ -69,21 +49,3 @@ class GreedyUtteranceDecoder:
         text = normalize_text(self._stable_raw)
         words = runs_to_words(self.decoder.runs, self.vocab, frame_offset=start_sample / SAMPLES_PER_FRAME)
         return text, words
-
-
-class DecoderFactory:
-    """Makes one decoder per utterance; the pyctcdecode decoder (and KenLM) is built once and shared."""
-
-    def __init__(self, vocab: CTCVocabulary, options: DecoderOptions):
-        self.vocab = vocab
-        self.options = options
-        self._beam_search = None
-
-    def __call__(self):
-        if self.options.kind == "beam":
-            from .beam import BeamAlphabet, BeamUtteranceDecoder, build_beam_decoder
-
-            if self._beam_search is None:
-                self._beam_search = build_beam_decoder(BeamAlphabet(self.vocab), self.options)
-            return BeamUtteranceDecoder(self.vocab, self.options, self._beam_search)
-        return GreedyUtteranceDecoder(self.vocab)

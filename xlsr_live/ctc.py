@@ -1,14 +1,29 @@
-"""Greedy CTC decoding, incremental: frames in, token runs out, words with times and confidence."""
+"""Greedy CTC primitives, incremental: frames in, token runs out, words with times and confidence.
+
+Used by the offline reference (offline.py) and by the streaming decoders (decoding/) alike.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..constants import FRAMES_PER_SECOND
-from ..model.tokenizer import CTCVocabulary
-from .events import Word
+from .constants import FRAMES_PER_SECOND
+
+if TYPE_CHECKING:  # the vocabulary's package (model/) imports torch
+    from .model.tokenizer import CTCVocabulary
+
+
+@dataclasses.dataclass(frozen=True)
+class Word:
+    """One recognised word with its audio span (seconds) and a confidence in [0, 1]."""
+
+    word: str
+    start: float
+    end: float
+    conf: float
 
 
 @dataclasses.dataclass
@@ -88,9 +103,13 @@ def runs_to_words(
     runs: list[TokenRun], vocab: CTCVocabulary, frame_offset: int = 0,
     frames_per_second: int = FRAMES_PER_SECOND,
 ) -> list[Word]:
-    """Group runs into words at delimiters; times in seconds, conf = mean of character posteriors."""
+    """Group runs into words at delimiters; times in seconds, conf = mean of character posteriors.
+
+    Without a delimiter in the vocabulary (character languages) every token is a word.
+    """
     words: list[Word] = []
     current: list[TokenRun] = []
+    each_token = not vocab.has_word_boundaries
 
     def close() -> None:
         if current:
@@ -106,6 +125,8 @@ def runs_to_words(
             close()
         else:
             current.append(run)
+            if each_token:
+                close()
     close()
     return words
 
@@ -115,3 +136,17 @@ def greedy_decode(logits: np.ndarray, vocab: CTCVocabulary, frame_offset: int = 
     decoder = GreedyCTCDecoder(vocab)
     decoder.advance(logits)
     return normalize_text(runs_text(decoder.runs, vocab)), runs_to_words(decoder.runs, vocab, frame_offset)
+
+
+def trailing_silence(previous: int, committed: np.ndarray, vocab: CTCVocabulary) -> int:
+    """Silent frames (best token blank or special) at the end of everything committed so far.
+
+    `previous` is the count before the frames `committed` (T, V) were appended to the utterance.
+    """
+    ids = np.asarray(committed).argmax(axis=-1) if len(committed) else np.zeros(0, dtype=np.int64)
+    count = 0
+    for token_id in ids[::-1].tolist():
+        if not vocab.is_silent(token_id):
+            return count
+        count += 1
+    return previous + count

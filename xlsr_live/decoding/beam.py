@@ -12,16 +12,46 @@ on long utterances.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..constants import FRAMES_PER_SECOND, SAMPLES_PER_FRAME
-from ..model.tokenizer import CTCVocabulary
-from .decoders import Hypothesis, trailing_silent_frames
-from .events import Word
+from ..ctc import Word, trailing_silence
+from .base import Hypothesis
 from .options import DecoderOptions
 
+if TYPE_CHECKING:  # the vocabulary's package (model/) imports torch
+    from ..model.tokenizer import CTCVocabulary
+
 log = logging.getLogger(__name__)
+
+# pyctcdecode 0.5.0's metadata pins numpy<2; it runs on numpy 2 (docs/decoding.md), so it is
+# installed without its dependencies, beside the extra that carries the one it needs
+BEAM_INSTALL = 'pip install "xlsr-live[beam]" && pip install --no-deps pyctcdecode==0.5.0'
+LM_INSTALL = 'pip install "xlsr-live[lm]" && pip install --no-deps pyctcdecode==0.5.0'
+
+
+class MissingExtraError(ImportError, ValueError):
+    """An optional package needed for the requested decoding is not installed (names the extra)."""
+
+
+def import_pyctcdecode():
+    """The pyctcdecode module, or MissingExtraError naming the install line."""
+    try:
+        import pyctcdecode
+    except ImportError as exc:
+        raise MissingExtraError(f"beam search needs pyctcdecode, which is not installed: {BEAM_INSTALL}") from exc
+    return pyctcdecode
+
+
+def require_kenlm() -> None:
+    """MissingExtraError naming the `lm` extra unless the kenlm module imports."""
+    try:
+        import kenlm  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError(f"a KenLM language model needs the kenlm module, which is not installed: "
+                                f"{LM_INSTALL}") from exc
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -32,7 +62,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class BeamAlphabet:
-    """pyctcdecode wants unique labels: every silent id (blank, <s>, </s>) is merged into one blank."""
+    """pyctcdecode wants unique labels: every silent id (blank, special tokens) is merged into one blank."""
 
     def __init__(self, vocab: CTCVocabulary):
         labels = vocab.decoder_labels()
@@ -49,15 +79,16 @@ class BeamAlphabet:
 
 
 def build_beam_decoder(alphabet: BeamAlphabet, options: DecoderOptions):
-    """pyctcdecode decoder (with KenLM if a path is given)."""
-    from pyctcdecode import build_ctcdecoder
-
-    return build_ctcdecoder(alphabet.labels, kenlm_model_path=options.kenlm_path,
-                            alpha=options.alpha, beta=options.beta)
+    """pyctcdecode decoder (with KenLM if a path is given); MissingExtraError names a missing extra."""
+    pyctcdecode = import_pyctcdecode()
+    if options.kenlm_path is not None:
+        require_kenlm()
+    return pyctcdecode.build_ctcdecoder(alphabet.labels, kenlm_model_path=options.kenlm_path,
+                                        alpha=options.alpha, beta=options.beta)
 
 
 class BeamUtteranceDecoder:
-    """Beam search for one utterance with the GreedyUtteranceDecoder interface."""
+    """Beam search for one utterance (an UtteranceDecoder)."""
 
     def __init__(self, vocab: CTCVocabulary, options: DecoderOptions, decoder=None):
         self.vocab = vocab
@@ -101,10 +132,8 @@ class BeamUtteranceDecoder:
 
     def advance(self, committed: np.ndarray, lookahead: np.ndarray) -> Hypothesis:
         """Commit frames `committed`; words all beams agree on become stable."""
+        self.trailing_blank_frames = trailing_silence(self.trailing_blank_frames, committed, self.vocab)
         if len(committed):
-            ids = committed.argmax(axis=-1)
-            silent = trailing_silent_frames(ids, self.vocab)
-            self.trailing_blank_frames = silent if silent < len(ids) else self.trailing_blank_frames + silent
             self._pending.append(self.alphabet.reduce(log_softmax(committed)))
         pending = np.concatenate(self._pending) if self._pending else np.zeros((0, len(self.alphabet.labels)))
         if len(self._pending) > 1:

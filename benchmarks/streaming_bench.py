@@ -36,7 +36,7 @@ BLOCK_MS = 100
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
-def simulate(model, audio: np.ndarray, options, clock=time.perf_counter) -> tuple[list[tuple[float, object]], float]:
+def simulate(model, audio: np.ndarray, options, timer=time.perf_counter) -> tuple[list[tuple[float, object]], float]:
     """Feed blocks on a simulated real-time clock; (emission time, event) pairs and compute seconds."""
     from xlsr_live.streaming.recognizer import StreamingRecognizer
 
@@ -45,15 +45,15 @@ def simulate(model, audio: np.ndarray, options, clock=time.perf_counter) -> tupl
     clock, compute, emitted = 0.0, 0.0, []
     for index in range(0, audio.size, block):
         arrival = (index + block) / 16_000
-        started = clock()
+        started = timer()
         events = recognizer.feed(audio[index : index + block])
-        spent = clock() - started
+        spent = timer() - started
         clock = max(clock, arrival) + spent
         compute += spent
         emitted += [(clock, e) for e in events]
-    started = clock()
+    started = timer()
     events = recognizer.flush()
-    spent = clock() - started
+    spent = timer() - started
     emitted += [(max(clock, audio.size / 16_000) + spent, e) for e in events]
     return emitted, compute + spent
 
@@ -103,7 +103,7 @@ def percentiles(values: list[float]) -> dict:
     return {"p50": round(float(np.percentile(values, 50)), 3), "p95": round(float(np.percentile(values, 95)), 3)}
 
 
-def run_config(model, audio, spec: str, offline_text: str, reference: str, clock=time.perf_counter) -> dict:
+def run_config(model, audio, spec: str, offline_text: str, reference: str, timer=time.perf_counter) -> dict:
     import jiwer
 
     from xlsr_live.streaming.options import StreamingOptions, WindowOptions
@@ -115,7 +115,7 @@ def run_config(model, audio, spec: str, offline_text: str, reference: str, clock
     context = "kv_cache" if len(parts) == 4 else "recompute"
     options = StreamingOptions(window=WindowOptions(chunk_ms=chunk, left_context_ms=left, lookahead_ms=ahead,
                                                     context=context))
-    emitted, compute = simulate(model, audio, options, clock)
+    emitted, compute = simulate(model, audio, options, timer)
     streamed = " ".join(e.text for _, e in emitted if e.type == "final" and e.text)
     lat = word_latencies(emitted)
     return {"config": spec, "rtf": round(compute / (audio.size / 16_000), 4),

@@ -38,8 +38,8 @@ def test_same_validation_everywhere(command):
         recognizer_options(parser.parse_args([*command, "--beam-width", "0"]))
     with pytest.raises(ValueError, match="dtype='int8' contradicts"):
         recognizer_options(parser.parse_args([*command, "--exact", "--dtype", "int8"]))
-    options = recognizer_options(parser.parse_args([*command, "--lookahead-ms", "200", "--hotword", "xlsr"]))
-    assert options == RecognizerOptions(lookahead_ms=200, hotwords=("xlsr",))
+    options = recognizer_options(parser.parse_args([*command, "--lookahead-ms", "300", "--hotword", "xlsr"]))
+    assert options == RecognizerOptions(lookahead_ms=300, hotwords=("xlsr",))
 
 
 def test_decoder_follows_lm_and_hotwords():

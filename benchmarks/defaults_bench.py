@@ -43,12 +43,17 @@ with torch.inference_mode():
 """
 
 
-def timed(command: list[str]) -> float:
-    """Wall seconds of one whole process (it must succeed)."""
+def timed(command: list[str]) -> tuple[float, float]:
+    """(wall s, CPU s) of one whole process (it must succeed)."""
+    import resource
+
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def processes(args) -> dict:
@@ -64,14 +69,17 @@ def processes(args) -> dict:
            "--device", "cpu"]
     runs = {"defaults": cli, "exact": cli + ["--exact"],
             "pipeline": [sys.executable, "-c", PIPELINE, args.model, str(path)]}
-    report = {"model": args.model, "audio_s": round(seconds, 1), "wall_s": {}}
+    report = {"model": args.model, "audio_s": round(seconds, 1), "wall_s": {}, "cpu_s": {}}
     for name in args.runs:
-        report["wall_s"][name] = round(timed(runs[name]), 2)
-        print(f"{name}: {report['wall_s'][name]} s (RTF {report['wall_s'][name] / seconds:.3f})", flush=True)
-    walls = report["wall_s"]
-    report["rtf"] = {name: round(wall / seconds, 3) for name, wall in walls.items()}
-    if "pipeline" in walls:
-        report["ratio_to_pipeline"] = {name: round(wall / walls["pipeline"], 3) for name, wall in walls.items()}
+        wall, cpu = timed(runs[name])
+        report["wall_s"][name], report["cpu_s"][name] = round(wall, 2), round(cpu, 2)
+        print(f"{name}: wall {wall:.1f} s (RTF {wall / seconds:.3f}), CPU {cpu:.1f} s", flush=True)
+    for kind in ("wall_s", "cpu_s"):
+        values = report[kind]
+        report[f"rtf_{kind[:-2]}"] = {name: round(v / seconds, 3) for name, v in values.items()}
+        if "pipeline" in values:
+            report[f"ratio_to_pipeline_{kind[:-2]}"] = {name: round(v / values["pipeline"], 3)
+                                                       for name, v in values.items()}
     return report
 
 

@@ -26,23 +26,17 @@ FILE. Writes benchmarks/results/gpu_streams.json.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+import _common
 
-from xlsr_live.defaults import DEFAULT_CHUNK_MS, DEFAULT_LOOKAHEAD_MS  # noqa: E402  (this checkout's package)
+from xlsr_live.defaults import DEFAULT_CHUNK_MS, DEFAULT_LOOKAHEAD_MS  # this checkout's, after _common
 
-RATE = 16_000
+RATE = _common.SAMPLE_RATE
 PEAK_TFLOPS = {"H100": {"bf16": 989.0, "fp16": 989.0, "fp32": 494.0},  # dense tensor-core peaks (SXM)
                "H200": {"bf16": 989.0, "fp16": 989.0, "fp32": 494.0},
                "A100": {"bf16": 312.0, "fp16": 312.0, "fp32": 156.0}}
@@ -197,9 +191,7 @@ def stream_memory(model, streams, device, before: int) -> int:
     """Bytes of state per stream: device memory on CUDA, reachable state (memory.py) on CPU."""
     if device.type == "cuda":
         return (torch.cuda.memory_allocated(device) - before) // len(streams)
-    import memory
-
-    return memory.state_bytes(streams[0], (model, model.model, model.vocab, model.config))["total"]
+    return _common.state_bytes(streams[0], (model, model.model, model.vocab, model.config))["total"]
 
 
 def simulate(model, runner, count: int, args, audio: np.ndarray | None) -> dict:
@@ -229,8 +221,8 @@ def simulate(model, runner, count: int, args, audio: np.ndarray | None) -> dict:
     achieved = (flops + convs) / max(measured, 1e-9) / 1e12
     peak = args.peak_tflops or peak_tflops(device, args.dtype)
     return {"streams": count, "steps_measured": len(latencies),
-            "step_p50_s": round(float(np.percentile(latencies, 50)), 4) if latencies else None,
-            "step_p95_s": round(float(np.percentile(latencies, 95)), 4) if latencies else None,
+            "step_p50_s": _common.percentile(latencies, 50, digits=4),
+            "step_p95_s": _common.percentile(latencies, 95, digits=4),
             "step_max_s": round(max(latencies), 4) if latencies else None,
             "real_time": bool(latencies) and float(np.percentile(latencies, 95)) < args.chunk_ms / 1000,
             "time_split_s": {k: round(v, 3) for k, v in timing.items()},
@@ -265,14 +257,8 @@ def peak_tflops(device: torch.device, dtype: str) -> float | None:
 def load(args):
     """The model on the device in the dtype; a random XLSR-53-size checkpoint unless --model."""
     from xlsr_live.model import load_model
-    from xlsr_live.model.testing import XLSR_53, write_random_checkpoint
 
-    path = args.model
-    if path is None:
-        path = Path(tempfile.gettempdir()) / "xlsr_live_random_xlsr53"
-        if not (path / "model.safetensors").is_file():
-            write_random_checkpoint(path, **XLSR_53)
-    return load_model(path, device=args.device, dtype=args.dtype)
+    return load_model(_common.model_path(args.model), device=args.device, dtype=args.dtype)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -280,7 +266,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default=None,
                         help="default: xlsr-live's for the device (bf16 or fp16 on CUDA, int8 on CPU)")
-    parser.add_argument("--model", default=None, help="checkpoint (default: random XLSR-53 size, cached in /tmp)")
+    parser.add_argument("--model", default="random-xlsr53", help=_common.MODEL_HELP)
     parser.add_argument("--streams", type=int, nargs="+", default=[250, 500, 1000, 1500])
     parser.add_argument("--seconds", type=float, default=None, help="stream time (default 20 on CUDA, 5 on CPU)")
     parser.add_argument("--warmup-s", type=float, default=None, help="not measured (default: 5 on CUDA, 2 on CPU)")
@@ -295,7 +281,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--frame-step", type=int, default=32, help="frames are padded to a multiple of this")
     parser.add_argument("--peak-tflops", type=float, default=None, help="for MFU when the GPU is not known")
     parser.add_argument("--audio", default=None, help="16 kHz file to stream instead of synthetic voice")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gpu_streams.json"))
+    parser.add_argument("--out", default=str(_common.RESULTS / "gpu_streams.json"))
     args = parser.parse_args(argv)
     cuda = args.device.startswith("cuda")
     if args.dtype is None:
@@ -338,8 +324,7 @@ def main(argv=None) -> None:
               f"  {row['real_time']}  split {row['time_split_s']}", flush=True)
         if device.type == "cuda":
             report["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2))
+        _common.write_json(args.out, report)
         if not row["real_time"]:
             break
 

@@ -47,7 +47,7 @@ def test_our_loader_matches_transformers():
     from xlsr_live.model import load_model
 
     x, _ = sf.read(os.path.join(DEMO, "example.wav"), dtype="float32")
-    ours = load_model("demo")
+    ours = load_model("demo", dtype="float32")
     reference = transformers.Wav2Vec2ForCTC.from_pretrained(DEMO).eval()
     wave = torch.from_numpy(ours.preprocessing.normalize(x))[None]
     with torch.inference_mode():
@@ -93,7 +93,7 @@ def test_our_offline_transcript_equals_the_transformers_pipeline(example):
     from xlsr_live.model import load_model
     from xlsr_live.offline import transcribe_file
 
-    ours = transcribe_file(load_model("demo"), os.path.join(DEMO, "example.wav")).text
+    ours = transcribe_file(load_model("demo", dtype="float32"), os.path.join(DEMO, "example.wav")).text
     reference = transformers.pipeline("automatic-speech-recognition", model=DEMO, device="cpu")(example[0])["text"]
     assert ours and ours == reference
 
@@ -106,7 +106,7 @@ def test_our_streaming_final_is_as_accurate_as_offline(example):
     from xlsr_live.offline import transcribe_array
     from xlsr_live.file_stream import stream_file
 
-    model = load_model("demo")
+    model = load_model("demo", dtype="float32")
     offline = transcribe_array(model, example[0]).text
     streamed = " ".join(e.text for e in stream_file(model, os.path.join(DEMO, "example.wav"))
                         if e.type == "final" and e.text)
@@ -116,3 +116,29 @@ def test_our_streaming_final_is_as_accurate_as_offline(example):
     # the long-recording figure is benchmarks/streaming_bench.py's
     assert jiwer.cer(example[1], streamed) <= jiwer.cer(example[1], offline) + 0.10, (streamed, offline)
     assert jiwer.cer(offline, streamed) < 0.5, (streamed, offline)
+
+
+def test_language_model_layout_and_package_size():
+    """language_model/ holds exactly pyctcdecode's three files and the package with it stays <= 30 MB."""
+    lm = os.path.join(DEMO, "language_model")
+    if not os.path.isdir(lm):
+        pytest.skip("no language model built yet (recipes/demo_model/build_lm.py)")
+    files = sorted(f for f in os.listdir(lm) if not f.startswith("."))
+    assert files[:2] == ["attrs.json", "lm.bin"] and files[2] == "unigrams.txt" and len(files) == 3
+    attrs = json.load(open(os.path.join(lm, "attrs.json")))
+    assert set(attrs) == {"alpha", "beta", "unk_score_offset", "score_boundary"}
+    total = sum(os.path.getsize(os.path.join(root, f)) for root, _, fs in os.walk(DEMO) for f in fs)
+    assert total <= 30_000_000, total
+
+
+def test_language_model_loads_as_pyctcdecode_folder():
+    """pyctcdecode's own loader reads the folder, and the LM knows the example's words."""
+    pytest.importorskip("kenlm")
+    pyctcdecode = pytest.importorskip("pyctcdecode")
+    lm_dir = os.path.join(DEMO, "language_model")
+    if not os.path.isdir(lm_dir):
+        pytest.skip("no language model built yet (recipes/demo_model/build_lm.py)")
+    lm = pyctcdecode.LanguageModel.load_from_dir(lm_dir)
+    words = open(os.path.join(DEMO, "example.txt")).read().split()
+    assert lm.order >= 3
+    assert all(w in lm._unigram_set for w in words), words

@@ -36,7 +36,7 @@ DEFAULT_CHUNK_MS = 500
 DEFAULT_LEFT_CONTEXT_MS = 3000
 DEFAULT_LOOKAHEAD_MS = 200
 DEVICE_AUTO = "auto"
-DECODERS = ("greedy", "beam")
+DECODERS = ("auto", "greedy", "beam")
 DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
                "float16": "float16", "fp16": "float16", "int8": "int8"}
 EXACT_DTYPE = "float32"
@@ -61,7 +61,7 @@ class RecognizerOptions:
     left_context_ms: int = DEFAULT_LEFT_CONTEXT_MS
     lookahead_ms: int = DEFAULT_LOOKAHEAD_MS
     context: Optional[str] = None  # None: kv_cache for layer-norm (XLSR) models, else recompute
-    decoder: Optional[str] = None  # None: greedy, or beam when an LM or hotwords are given
+    decoder: Optional[str] = None  # None: beam with an LM or hotwords, else "auto" (the checkpoint's LM folder)
     beam_width: int = DecoderOptions.beam_width
     lm: Optional[str] = None  # KenLM model (ARPA or binary): beam search with an LM
     hotwords: tuple[str, ...] = ()
@@ -97,10 +97,12 @@ class RecognizerOptions:
                              lookahead_ms=self.lookahead_ms, context=context)
 
     def decoder_options(self) -> DecoderOptions:
-        """The engine's decoder options: beam when asked for, or when an LM or hotwords are given."""
-        beam = self.decoder == "beam" or (self.decoder is None and (self.lm is not None or bool(self.hotwords)))
-        return DecoderOptions(kind="beam" if beam else "greedy", beam_width=self.beam_width,
-                              kenlm_path=self.lm, hotwords=tuple(self.hotwords))
+        """The engine's decoder options: beam when asked for or when an LM or hotwords are given, else
+        "auto" (beam search with the checkpoint's language_model/ folder if it has one, else greedy)."""
+        kind = self.decoder
+        if kind is None:
+            kind = "beam" if self.lm is not None or self.hotwords else "auto"
+        return DecoderOptions(kind=kind, beam_width=self.beam_width, kenlm_path=self.lm, hotwords=tuple(self.hotwords))
 
 
 def resolve_device(device: str) -> str:
@@ -189,6 +191,7 @@ def _loader_kwargs(load_model, options: RecognizerOptions) -> dict:
 
 def load_recognizer(options: RecognizerOptions = RecognizerOptions()) -> Recognizer:
     """Load the model and choose what `options` left open; logs the choices once."""
+    from .decoding.lm import resolve_decoder
     from .model import load_model, set_threads
 
     if options.threads is not None:
@@ -210,7 +213,8 @@ def load_recognizer(options: RecognizerOptions = RecognizerOptions()) -> Recogni
         reasons.append(why)
     else:
         context = options.context
-    streaming = StreamingOptions(window=options.window_options(context), decoder=options.decoder_options())
+    decoder = resolve_decoder(options.decoder_options(), model.source)
+    streaming = StreamingOptions(window=options.window_options(context), decoder=decoder)
     recognizer = Recognizer(model, streaming, device, dtype, options.exact, tuple(reasons))
     log.info("recognizer: %s", recognizer.summary())
     return recognizer

@@ -16,8 +16,13 @@ PAD_ID, UNK_ID, DELIM_ID = 0, 3, 4
 
 
 def model_config(**over):
+    """transformers' Wav2Vec2Config of the demo model (config_dict with `over` applied)."""
     from transformers import Wav2Vec2Config
 
+    return Wav2Vec2Config(**config_dict(**over))
+
+
+def config_dict(**over):
     kw = dict(
         vocab_size=len(VOCAB), pad_token_id=PAD_ID, bos_token_id=1, eos_token_id=2,
         hidden_size=256, num_hidden_layers=6, num_attention_heads=4, intermediate_size=1024,
@@ -33,7 +38,7 @@ def model_config(**over):
         apply_spec_augment=True, use_weighted_layer_sum=False,
     )
     kw.update(over)
-    return Wav2Vec2Config(**kw)
+    return kw
 
 
 def encode(text: str):
@@ -151,3 +156,51 @@ def cosine_lr(step, peak, warmup, total, floor=0.05):
         return peak * (step + 1) / warmup
     p = min(1.0, (step - warmup) / max(1, total - warmup))
     return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def room_ir(rng):
+    """Impulse response of a random shoebox room (pyroomacoustics' image-source method), RT60 0.2-0.9 s."""
+    import pyroomacoustics as pra
+
+    dims = [rng.uniform(3.0, 10.0), rng.uniform(2.5, 8.0), rng.uniform(2.4, 4.0)]
+    e_abs, max_order = pra.inverse_sabine(rng.uniform(0.2, 0.9), dims)
+    room = pra.ShoeBox(dims, fs=SR, materials=pra.Material(e_abs), max_order=min(max_order, 12))
+    room.add_source([rng.uniform(0.5, d - 0.5) for d in dims])
+    room.add_microphone([rng.uniform(0.5, d - 0.5) for d in dims])
+    room.compute_rir()
+    h = np.asarray(room.rir[0][0], np.float32)[:int(0.8 * SR)]
+    return h / (np.abs(h).max() + 1e-9)
+
+
+def room_reverb(x, h):
+    """x convolved with a room response, direct-path delay removed, peak level kept."""
+    d = int(np.argmax(np.abs(h)))
+    y = fft_convolve(np.concatenate([x, np.zeros(d, np.float32)]), h)[d:d + len(x)]
+    return y / (np.abs(y).max() + 1e-9) * (np.abs(x).max() + 1e-9)
+
+
+def vtlp(x, alpha, f_hi=4800.0, n_fft=512, hop=128):
+    """Vocal-tract-length perturbation (Jaitly & Hinton 2013) on the waveform: the spectral envelope's
+    frequency axis warped by alpha (piecewise linear, fixed at 0 and Nyquist); a phase vocoder keeps
+    the moved partials coherent. Timing unchanged (pitch moves with the envelope)."""
+    from scipy.signal import istft, stft
+
+    _, _, Z = stft(x, SR, nperseg=n_fft, noverlap=n_fft - hop)
+    f = np.linspace(0, SR / 2, Z.shape[0])
+    nyq, knee = SR / 2, f_hi * min(alpha, 1.0) / alpha
+    warped = np.where(f <= knee, f * alpha,
+                      nyq - (nyq - f_hi * min(alpha, 1.0)) / (nyq - knee) * (nyq - f))
+    src = np.interp(f, warped, f) / f[1]  # output bin k takes the input at (fractional) bin src[k]
+    lo = np.minimum(src.astype(int), len(f) - 2)
+    w = (src - lo)[:, None]
+    mag = np.abs(Z[lo]) * (1 - w) + np.abs(Z[lo + 1]) * w
+    # phase vocoder: instantaneous frequency of the nearest input bin, scaled by the warp, integrated
+    omega = 2 * np.pi * f[:, None] / SR  # radians per sample of each bin
+    dphi = np.diff(np.angle(Z), axis=1, prepend=0.0) - omega * hop
+    inst = omega + (np.mod(dphi + np.pi, 2 * np.pi) - np.pi) / hop
+    near = np.rint(src).astype(int)
+    ratio = np.where(f[near] > 0, f / np.maximum(f[near], 1e-9), 1.0)[:, None]
+    phase = np.cumsum(inst[near] * ratio * hop, axis=1)
+    _, y = istft(mag * np.exp(1j * phase), SR, nperseg=n_fft, noverlap=n_fft - hop)
+    y = np.pad(y, (0, max(0, len(x) - len(y))))[:len(x)]
+    return y.astype(np.float32)

@@ -5,7 +5,9 @@
 
 Held-out voices (never in training): flite slt, espeak-ng en-029, festival
 cmu_us_slt_arctic_hts; sentences from the eval split of textnorm (never trained on).
-Each utterance is normalised as a whole (do_normalize) and greedy CTC-decoded.
+Each utterance is normalised as a whole (do_normalize) and greedy CTC-decoded, and on
+--lm-conditions also beam-searched with the model's language_model/ folder (pyctcdecode + KenLM;
+--decoder greedy turns it off; a --ckpt uses --lm DIR, e.g. xlsr_live/models/demo/language_model).
 Conditions are deterministic (seeded per utterance); clean_chunked runs the clean audio
 window by window (per-window normalisation, stride frames dropped) like a streaming engine. Prints a CER/WER table per
 voice and condition, an offline real-time factor, and writes JSON.
@@ -28,6 +30,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
+import lmdecode as L  # noqa: E402
 from train import edit_distance  # noqa: E402
 
 CONDITIONS = ["clean", "white_20db", "white_10db", "pink_10db", "babble_10db", "reverb", "telephone",
@@ -103,35 +106,57 @@ def parse_args():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--chunk-s", type=float, default=4.0, help="clean_chunked: window length")
     ap.add_argument("--stride-s", type=float, default=1.0, help="clean_chunked: stride per side")
+    ap.add_argument("--decoder", choices=["lm", "greedy"], default="lm",
+                    help="lm: greedy AND beam search with the model's language_model/ (or --lm); greedy only")
+    ap.add_argument("--lm", default=None, help="language_model/ folder (default: MODEL/language_model;"
+                    " a --ckpt has none unless given)")
+    ap.add_argument("--lm-conditions", default="clean,white_10db,clean_chunked",
+                    help="conditions also decoded with the LM (beam search is slower)")
+    ap.add_argument("--beam-width", type=int, default=L.BEAM_WIDTH)
     ap.add_argument("--json", default=None)
     ap.add_argument("--show", type=int, default=2, help="example hypotheses per voice")
     return ap.parse_args()
 
 
-def score(model, corpus, items, voice, cond, args, babble_src):
-    """CER/WER of one voice under one condition; also the examples and the clean pass's timing."""
-    e = c = we = w = 0
-    examples, fwd_t, audio_t = [], 0.0, 0.0
+def utterance_logits(model, x, cond, seed, args, babble_src):
+    """Frame logits (T, V) of one utterance under one condition, and the forward time (clean pass)."""
+    if cond == "clean_chunked":
+        return chunked_logits(model, x, args.chunk_s, args.stride_s).numpy(), 0.0, 0.0
+    x = C.normalise(degrade(x, cond, seed, babble_src))
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        lg = model(torch.from_numpy(x)[None]).logits[0].numpy()
+    return lg, time.perf_counter() - t0, len(x) / C.SR
+
+
+def score(model, corpus, items, voice, cond, args, babble_src, decoder=None):
+    """CER/WER of one voice under one condition (greedy, and with the LM when `decoder` is given);
+    also example hypotheses and the clean pass's timing (forward; LM decoding separately)."""
+    tot = {"greedy": [0, 0, 0, 0], "lm": [0, 0, 0, 0]}
+    examples, fwd_t, audio_t, lm_t = [], 0.0, 0.0, 0.0
     for m in items:
-        x = corpus.audio(m)
         seed = zlib.crc32((m["text"] + voice + cond).encode())
-        if cond == "clean_chunked":
-            ids = chunked_logits(model, x, args.chunk_s, args.stride_s).argmax(-1).numpy()
-        else:
-            x = C.normalise(degrade(x, cond, seed, babble_src))
+        lg, f, a = utterance_logits(model, corpus.audio(m), cond, seed, args, babble_src)
+        fwd_t, audio_t = fwd_t + f, audio_t + a
+        ref = m["text"]
+        hyps = {"greedy": C.decode_ids(lg.argmax(-1))}
+        if decoder is not None:
             t0 = time.perf_counter()
-            with torch.inference_mode():
-                ids = model(torch.from_numpy(x)[None]).logits.argmax(-1)[0].numpy()
-            fwd_t += time.perf_counter() - t0
-            audio_t += len(x) / C.SR
-        hyp, ref = C.decode_ids(ids), m["text"]
-        e += edit_distance(hyp, ref); c += len(ref)
-        we += edit_distance(hyp.split(), ref.split()); w += len(ref.split())
+            hyps["lm"] = L.decode(decoder, L.log_probs(lg), args.beam_width)
+            lm_t += time.perf_counter() - t0
+        for k, hyp in hyps.items():
+            t = tot[k]
+            t[0] += edit_distance(hyp, ref); t[1] += len(ref)
+            t[2] += edit_distance(hyp.split(), ref.split()); t[3] += len(ref.split())
         if len(examples) < args.show:
-            examples.append({"ref": ref, "hyp": hyp})
-    stats = {"cer": e / max(1, c), "wer": we / max(1, w), "n": len(items), "chars": c, "words": w}
-    print(f"  {voice:34s} {cond:12s} CER {100 * stats['cer']:6.2f}  WER {100 * stats['wer']:6.2f}", flush=True)
-    return stats, examples, fwd_t, audio_t
+            examples.append({"ref": ref, **{f"hyp_{k}": h for k, h in hyps.items()}})
+    stats = {}
+    for k in hyps:
+        e, c, we, w = tot[k]
+        stats[k] = {"cer": e / max(1, c), "wer": we / max(1, w), "n": len(items), "chars": c, "words": w}
+        print(f"  {voice:34s} {cond:12s} {k:6s} CER {100 * stats[k]['cer']:6.2f}  WER {100 * stats[k]['wer']:6.2f}",
+              flush=True)
+    return stats, examples, (fwd_t, audio_t, lm_t)
 
 
 def print_table(res, voices, conds, name):
@@ -150,12 +175,21 @@ def print_table(res, voices, conds, name):
     return avg
 
 
+def lm_decoder(args):
+    """pyctcdecode decoder of the model's language_model/ folder (or --lm), None for greedy only."""
+    lm_dir = args.lm or (None if args.ckpt else os.path.join(args.model, "language_model"))
+    if args.decoder == "greedy" or not lm_dir or not os.path.isdir(lm_dir):
+        return None, None
+    return L.load_decoder(lm_dir), lm_dir
+
+
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     model, name = load_model(args)
     model.eval()
+    decoder, lm_dir = lm_decoder(args)
     corpus = C.Corpus(args.data)
     voices = sorted(set(m["voice"] for m in corpus.items))
     items = {v: [m for m in corpus.items if m["voice"] == v] for v in voices}
@@ -163,22 +197,31 @@ def main():
         items = {v: ms[:args.limit] for v, ms in items.items()}
     babble_src = [corpus.audio(m) for m in corpus.items[-40:]]
     conds = args.conditions.split(",")
+    lm_conds = set(args.lm_conditions.split(",")) if decoder is not None else set()
     res, examples = {}, {}
-    fwd_t, audio_t = 0.0, 0.0
+    fwd_t = audio_t = lm_t = 0.0
     for v in voices:
         for cond in conds:
-            stats, shown, f, a = score(model, corpus, items[v], v, cond, args, babble_src)
-            res.setdefault(v, {})[cond] = stats
+            stats, shown, (f, a, t) = score(model, corpus, items[v], v, cond, args, babble_src,
+                                            decoder if cond in lm_conds else None)
+            for k, st in stats.items():
+                res.setdefault(k, {}).setdefault(v, {})[cond] = st
             if cond == "clean":
-                examples[v], fwd_t, audio_t = shown, fwd_t + f, audio_t + a
-    avg = print_table(res, voices, conds, name)
+                examples[v], fwd_t, audio_t, lm_t = shown, fwd_t + f, audio_t + a, lm_t + t
+    avg = {"greedy": print_table(res["greedy"], voices, conds, name + " [greedy]")}
+    if "lm" in res:
+        lconds = [c for c in conds if c in lm_conds]
+        avg["lm"] = print_table(res["lm"], voices, lconds, f"{name} [LM {lm_dir}, beam {args.beam_width}]")
     rtf = fwd_t / max(audio_t, 1e-9)
-    print(f"offline RTF (clean pass, whole utterances, {args.threads} threads): {rtf:.4f}")
+    print(f"offline RTF (clean pass, whole utterances, {args.threads} threads): {rtf:.4f}"
+          + (f"; with LM beam search {(fwd_t + lm_t) / max(audio_t, 1e-9):.4f}" if lm_t else ""))
     for v, ex in examples.items():
         for e in ex:
-            print(f"[{v}] REF: {e['ref']}\n{' ' * (len(v) + 3)}HYP: {e['hyp']}")
+            print(f"[{v}] REF: {e['ref']}\n" + "\n".join(f"{' ' * (len(v) + 3)}{k[4:].upper():6s}: {h}"
+                                                      for k, h in e.items() if k.startswith("hyp_")))
     if args.json:
-        json.dump({"model": name, "results": res, "mean": avg, "rtf": rtf, "examples": examples,
+        json.dump({"model": name, "lm": lm_dir, "results": res, "mean": avg, "rtf": rtf,
+                   "rtf_lm": (fwd_t + lm_t) / max(audio_t, 1e-9) if lm_t else None, "examples": examples,
                    "conditions": conds, "time": time.strftime("%Y-%m-%d %H:%M:%S")},
                   open(args.json, "w"), indent=1)
 

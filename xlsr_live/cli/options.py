@@ -39,7 +39,8 @@ def add_recognizer_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--context", choices=("recompute", "kv_cache"), default=None,
                        help="left context: kv_cache (default for XLSR-kind models) or recompute (exact)")
     model.add_argument("--decoder", choices=DECODERS, default=None,
-                       help="default: greedy, or beam when --lm or --hotword is given")
+                       help="default: beam with --lm or --hotword, else auto (beam with the checkpoint's "
+                            "language_model/ folder, greedy without)")
     model.add_argument("--beam-width", type=int, default=defaults.beam_width,
                        help=f"beam search width (default: {defaults.beam_width})")
     model.add_argument("--lm", default=None, metavar="ARPA_OR_BIN", help="KenLM model: beam search with an LM")

@@ -16,7 +16,7 @@ from ..cli.options import recognizer_options
 from .options import PROTOCOLS, ServerOptions, available_memory_bytes, stream_budget
 
 log = logging.getLogger(__name__)
-HELP = "serve live recognition over websockets (native or vosk-server protocol)"
+HELP = "serve live recognition: native, vosk and OpenAI-compatible websockets and HTTP on one port"
 TOKEN_ENV = "XLSR_LIVE_TOKEN"
 
 
@@ -50,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     limits.add_argument("--max-connections-per-address", type=int, default=defaults.max_connections_per_address,
                         help="per client IP (0: no limit, e.g. behind a proxy)")
     limits.add_argument("--max-message-bytes", type=int, default=defaults.max_message_bytes)
+    limits.add_argument("--max-upload-bytes", type=int, default=defaults.max_upload_bytes,
+                        help="largest POST /v1/audio/transcriptions request (413 beyond)")
     limits.add_argument("--send-timeout", type=float, default=defaults.send_timeout_s,
                         help="seconds a client may leave a message unread before it is disconnected (4003)")
     limits.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s, help="seconds (0: none)")
@@ -80,7 +82,8 @@ def server_options(args: argparse.Namespace) -> ServerOptions:
         max_connections_per_address=args.max_connections_per_address, send_timeout_s=args.send_timeout,
         max_message_bytes=args.max_message_bytes, idle_timeout_s=args.idle_timeout,
         session_timeout_s=args.session_timeout, token=args.token or None,
-        allowed_origins=tuple(args.allowed_origin), tls_cert=args.tls_cert, tls_key=args.tls_key)
+        allowed_origins=tuple(args.allowed_origin), tls_cert=args.tls_cert, tls_key=args.tls_key,
+        model_name=os.path.basename(str(args.model).rstrip("/")) or "xlsr-live", max_upload_bytes=args.max_upload_bytes)
 
 
 async def serve_until_signal(engine, options: ServerOptions, ready: Optional[asyncio.Future] = None) -> None:

@@ -28,7 +28,7 @@ class ServerOptions:
     busy_wait_ms: float = 2000.0
     max_connections_per_address: int = 16  # 0: no per-address limit (e.g. behind a proxy)
     max_message_bytes: int = 1 << 20
-    receive_queue: int = 4  # audio messages websockets may buffer per connection before TCP pushes back
+    receive_queue: int = 4  # unused since uvicorn serves the websockets (its transport reads one message ahead)
     max_queued_messages: int = 64  # undroppable outgoing messages per connection (outbox.py)
     send_timeout_s: float = 30.0  # a client that reads nothing for this long is disconnected (4003)
     idle_timeout_s: float = 30.0
@@ -39,13 +39,16 @@ class ServerOptions:
     tls_cert: Optional[str] = None
     tls_key: Optional[str] = None
     vosk_sample_rate: int = 8000  # vosk-server's default when the client sends no config
+    model_name: str = "xlsr-live"  # the id GET /v1/models lists (any requested model name is served by it)
+    max_upload_bytes: int = 25 << 20  # POST /v1/audio/transcriptions request body (OpenAI's limit: 25 MB)
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol {self.protocol!r} is not one of {PROTOCOLS}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is outside 0..65535")
-        for name in ("max_batch", "workers", "max_connections", "max_message_bytes", "receive_queue", "max_queued_messages"):
+        for name in ("max_batch", "workers", "max_connections", "max_message_bytes", "receive_queue", "max_queued_messages",
+                     "max_upload_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
         if self.max_connections_per_address < 0:

@@ -1,0 +1,106 @@
+"""Training throughput of the demo recipe, audio-seconds per second, on fixed batches.
+
+  flock /work/bench.lock python bench_train.py --pause-training --json /work/demo-runs/bench_train.json
+
+Builds --batches batches once (the recipe's example builder, full curriculum: up to 12 s crops,
+full augmentation, --batch-s padded seconds each), then for each setting starts from the packaged
+weights, runs 2 warm-up steps and times --steps optimizer steps over the same batches. Settings:
+  baseline        the recipe as it was (whole model trained)
+  no_dropout      hidden/attention dropout 0 (no random masks; SDPA's fused CPU kernel)
+  frozen_encoder  conv feature encoder frozen (warm start: its backward pass is skipped)
+  frozen_no_dropout  both
+  xlsr_backend    xlsr-live's plain-torch module (xlsr_backend.py: no dropout, no SpecAugment masks)
+  xlsr_frozen     that with the conv feature encoder frozen
+With --pause-training the running train.py (`train.py --run`) is SIGSTOPped for the measurement
+and always SIGCONTed afterwards. Prints medians per step and the ratio; JSON with --json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import common as C  # noqa: E402
+import train as TR  # noqa: E402
+
+SETTINGS = {"baseline": [], "no_dropout": ["--dropout", "0"], "frozen_encoder": ["--freeze-encoder"],
+            "frozen_no_dropout": ["--freeze-encoder", "--dropout", "0"],
+            "xlsr_backend": ["--backend", "xlsr"], "xlsr_frozen": ["--backend", "xlsr", "--freeze-encoder"]}
+
+
+def fixed_batches(data, n, batch_s, seed=0):
+    ds = TR.Batches(os.path.join(data, "train"), seed=seed, batch_s=batch_s, sched=lambda _: (12.0, 1.0, 0.02))
+    it = iter(ds)
+    return [next(it) for _ in range(n)]
+
+
+def time_setting(extra, batches, steps, threads):
+    args = TR.parse_args(["--run", "/tmp/bench_train_run", "--init", os.path.join(HERE, "../../xlsr_live/models/demo"),
+                          "--threads", str(threads), "--lr", "1e-4", "--warmup", "1"] + extra)
+    tr = TR.Trainer(args, "cpu")
+    for xs, am, lab, _ in batches[:2]:
+        tr.train_step(xs, am, lab)
+    per_step, audio = [], []
+    for i in range(steps):
+        xs, am, lab, _ = batches[i % len(batches)]
+        t0 = time.perf_counter()
+        tr.train_step(xs, am, lab)
+        per_step.append(time.perf_counter() - t0)
+        audio.append(am.sum().item() / C.SR)
+    return {"audio_s_per_s": sum(audio) / sum(per_step),
+            "median_audio_s_per_s": statistics.median(a / t for a, t in zip(audio, per_step)),
+            "median_step_s": statistics.median(per_step), "steps": steps}
+
+
+def pause(sig):
+    subprocess.run(["pkill", f"-{sig}", "-f", "train.py --run"], check=False)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="/work/demo-data")
+    ap.add_argument("--batches", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=16)
+    ap.add_argument("--batch-s", type=float, default=16.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--pause-training", action="store_true")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    random.seed(0); torch.manual_seed(0)
+    batches = fixed_batches(args.data, args.batches, args.batch_s)
+    res = {}
+    if args.pause_training:
+        pause("STOP")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    try:
+        for name in args.settings.split(","):
+            res[name] = time_setting(SETTINGS[name], batches, args.steps, args.threads)
+            print(f"{name:16s} {res[name]['audio_s_per_s']:6.2f} audio-s/s (median per step "
+                  f"{res[name]['median_audio_s_per_s']:.2f}, {res[name]['median_step_s']:.2f} s/step)", flush=True)
+    finally:
+        if args.pause_training:
+            pause("CONT")
+    if "baseline" in res:
+        for name, r in res.items():
+            print(f"{name:16s} x{r['audio_s_per_s'] / res['baseline']['audio_s_per_s']:.2f} vs baseline")
+    if args.json:
+        json.dump({"settings": res, "batches": args.batches, "batch_s": args.batch_s, "threads": args.threads,
+                   "time": time.strftime("%Y-%m-%d %H:%M:%S")}, open(args.json, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Training data for a GPU machine without synthesizers or network: Opus here, shards there.
+
+  python gpu_pack.py pack                 # here: /work/demo-data -> recipes/demo_model/gpu_data/ (~30 MB)
+  python gpu_pack.py unpack --dst DIR     # there (gpu_train.sh does it): gpu_data/ -> DIR/{train,dev}
+
+pack draws --hours of training utterances at random from every shard tag (all training voices,
+never a held-out one) plus the whole dev split, and writes them as Ogg/Opus (libsndfile through
+soundfile, about 16 kbit/s at 16 kHz) with the manifests (word spans kept), and downloads the
+wheels the trainer needs beyond torch and numpy for CPython 3.12 (soundfile, soxr, safetensors,
+cffi, pycparser) into gpu_data/wheels. gpu_data/ is git-ignored and travels with the working tree
+as a carried path (the whole tree must stay under 64 MiB).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SR = 16000
+HELDOUT = {"flite:slt", "festival:cmu_us_slt_arctic_hts"}
+WHEELS = ["soundfile", "soxr", "safetensors", "cffi", "pycparser"]
+OPUS_LEVEL = 0.95  # libsndfile compression level for Opus; 0.95 is about 16 kbit/s at 16 kHz
+
+
+def heldout(voice: str) -> bool:
+    return voice in HELDOUT or voice.startswith("espeak:en-029")
+
+
+def manifest(split_dir):
+    """(item, npy path) of every finished shard of one split."""
+    out = []
+    for js in sorted(glob.glob(os.path.join(split_dir, "*.jsonl"))):
+        out += [(json.loads(ln), js[:-6] + ".npy") for ln in open(js)]
+    return out
+
+
+def write_shards(items, dst, prefix, shard_s=1200.0):
+    """Concatenate items into Opus shards of about shard_s seconds; returns the total seconds."""
+    import soundfile as sf
+
+    os.makedirs(dst, exist_ok=True)
+    arrays, k, total = {}, 0, 0.0
+    while items:
+        part, secs = [], 0.0
+        while items and secs < shard_s:
+            part.append(items.pop()); secs += part[-1][0]["length"] / SR
+        wavs, meta, off = [], [], 0
+        for m, npy in part:
+            a = arrays.setdefault(npy, np.load(npy, mmap_mode="r"))
+            wavs.append(np.asarray(a[m["offset"]:m["offset"] + m["length"]]))
+            meta.append(dict(m, offset=off)); off += m["length"]
+        name = os.path.join(dst, f"{prefix}_{k:04d}")
+        sf.write(name + ".ogg", np.concatenate(wavs), SR, format="OGG", subtype="OPUS",
+                 compression_level=OPUS_LEVEL)
+        with open(name + ".jsonl", "w") as f:
+            f.writelines(json.dumps(m) + "\n" for m in meta)
+        k += 1; total += secs
+    return total
+
+
+def pack(args):
+    rng = random.Random(args.seed)
+    train = [x for x in manifest(os.path.join(args.data, "train")) if not heldout(x[0]["voice"])]
+    rng.shuffle(train)
+    chosen, secs = [], 0.0
+    for x in train:
+        if secs >= args.hours * 3600:
+            break
+        chosen.append(x); secs += x[0]["length"] / SR
+    t = write_shards(chosen, os.path.join(args.out, "train"), "shard_gpu")
+    d = write_shards(manifest(os.path.join(args.data, "dev")), os.path.join(args.out, "dev"), "shard_gpu")
+    wheels = os.path.join(args.out, "wheels")
+    subprocess.run([sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--python-version", "3.12",
+                    "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64",
+                    "--platform", "manylinux_2_28_x86_64", "--no-deps", "-d", wheels, *WHEELS], check=True)
+    size = sum(os.path.getsize(p) for p in glob.glob(os.path.join(args.out, "**", "*"), recursive=True)
+               if os.path.isfile(p))
+    print(f"packed {t / 3600:.2f} h train + {d / 3600:.2f} h dev into {args.out}: {size / 1e6:.1f} MB")
+
+
+def unpack(args):
+    import soundfile as sf
+
+    for split in ("train", "dev"):
+        dst = os.path.join(args.dst, split)
+        os.makedirs(dst, exist_ok=True)
+        for ogg in sorted(glob.glob(os.path.join(args.src, split, "*.ogg"))):
+            base = os.path.join(dst, os.path.basename(ogg)[:-4])
+            a, sr = sf.read(ogg, dtype="int16")
+            if sr != SR:
+                raise ValueError(f"{ogg}: sample rate {sr}, expected {SR}")
+            np.save(base + ".npy", a)
+            shutil.copyfile(ogg[:-4] + ".jsonl", base + ".jsonl")
+    print("unpacked into", args.dst)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["pack", "unpack"])
+    ap.add_argument("--data", default="/work/demo-data", help="pack: the recipe's data root")
+    ap.add_argument("--out", default=os.path.join(HERE, "gpu_data"), help="pack: destination")
+    ap.add_argument("--hours", type=float, default=3.0, help="pack: training audio to carry")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--src", default=os.path.join(HERE, "gpu_data"), help="unpack: the packed folder")
+    ap.add_argument("--dst", default="/tmp/demo-data", help="unpack: data root for train.py --data")
+    args = ap.parse_args(argv)
+    pack(args) if args.mode == "pack" else unpack(args)
+
+
+if __name__ == "__main__":
+    main()

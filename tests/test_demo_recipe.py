@@ -1,0 +1,77 @@
+"""Pieces of the demo-model recipe (recipes/demo_model/) that CI can check without synthesizers."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+RECIPE = os.path.join(os.path.dirname(__file__), "..", "recipes", "demo_model")
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    sys.path.insert(0, RECIPE)
+    yield
+    sys.path.remove(RECIPE)
+
+
+def test_xlsr_backend_matches_transformers_logits_and_ctc_loss(recipe):
+    """The plain-torch training backend gives transformers' logits and CTC loss and round-trips its state dict."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("soxr")
+    import common as C
+    import xlsr_backend as X
+
+    torch.manual_seed(0)
+    over = dict(hidden_size=48, num_attention_heads=3, intermediate_size=72, num_hidden_layers=2,
+                conv_dim=(8, 8, 16, 16, 16, 16, 24), num_conv_pos_embeddings=6, num_conv_pos_embedding_groups=4)
+    hf = transformers.Wav2Vec2ForCTC(C.model_config(**over)).eval()
+    ours = X.XlsrCTC(C.config_dict(**over)).eval()
+    ours.load_hf_state_dict(hf.state_dict())
+    wave = torch.randn(2, 12000)
+    mask = torch.ones(2, 12000, dtype=torch.long)
+    mask[1, 8000:] = 0
+    labels = torch.tensor([[7, 8, 4, 9], [10, 11, -100, -100]])
+    with torch.no_grad():
+        a = hf(wave, attention_mask=mask, labels=labels)
+        b = ours(wave, attention_mask=mask, labels=labels)
+    frames = int(ours.net.frame_mask(mask.bool())[1].sum())
+    assert torch.allclose(a.logits[0], b.logits[0], atol=1e-4)
+    assert torch.allclose(a.logits[1, :frames], b.logits[1, :frames], atol=1e-4)
+    assert abs(a.loss.item() - b.loss.item()) < 1e-4
+    back = ours.hf_state_dict()
+    for k, v in hf.state_dict().items():
+        assert torch.allclose(back[k].float(), v.float(), atol=1e-6), k
+
+
+def test_vtlp_is_identity_at_alpha_one_and_moves_partials(recipe):
+    """VTLP with alpha 1 returns the input; alpha 1.1 / 0.9 move a 500 Hz partial up / down by about 10 %."""
+    pytest.importorskip("scipy")
+    pytest.importorskip("soxr")
+    import common as C
+
+    t = np.arange(16000) / 16000
+    x = (np.sin(2 * np.pi * 500 * t) + 0.3 * np.sin(2 * np.pi * 1500 * t)).astype(np.float32)
+    assert np.abs(C.vtlp(x, 1.0) - x).max() < 1e-4
+
+    def peak(y):
+        return float(np.fft.rfftfreq(len(y), 1 / 16000)[np.argmax(np.abs(np.fft.rfft(y)))])
+
+    assert 530 <= peak(C.vtlp(x, 1.1)) <= 590
+    assert 410 <= peak(C.vtlp(x, 0.9)) <= 470
+
+
+def test_lm_guard_rejects_held_out_sentences_and_their_ngrams(recipe):
+    """build_lm's guard drops a held-out sentence and any text sharing a word 5-gram with it."""
+    pytest.importorskip("num2words")
+    import build_lm
+
+    held = "i respect faith but doubt is what gives you an education"
+    guard = build_lm.Guard([held])
+    assert not guard.ok(held)
+    assert not guard.ok("they say doubt is what gives you an edge")
+    # a sentence of the train split that shares only four words in a row is kept
+    kept = [s for s in ("doubt is what gives us hope", "doubt is what gives them hope",
+                        "doubt is what gives me hope") if build_lm.T.split_of(s) == "train"]
+    assert kept and all(guard.ok(s) for s in kept)

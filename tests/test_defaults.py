@@ -43,8 +43,8 @@ def test_same_validation_everywhere(command):
 
 
 def test_decoder_follows_lm_and_hotwords():
-    """Greedy by default; an LM or hotwords make it beam; greedy with an LM is refused."""
-    assert RecognizerOptions().decoder_options().kind == "greedy"
+    """"auto" by default (greedy without an LM folder); an LM or hotwords make it beam; greedy with an LM is refused."""
+    assert RecognizerOptions().decoder_options().kind == "auto"
     assert RecognizerOptions(hotwords=("abc",)).decoder_options().kind == "beam"
     assert RecognizerOptions(lm="x.arpa").decoder_options().kenlm_path == "x.arpa"
     with pytest.raises(ValueError, match="decoder='greedy' cannot use lm='x.arpa'"):

@@ -47,3 +47,27 @@ def test_stream_resumes_on_a_new_server_after_shutdown():
     assert words == [f"w{level}" for level in levels]  # every window recognised once, in order
     ends = [f["end"] for r in results for f in r.of_type("final")]
     assert ends == sorted(set(ends)) and ends[-1] == pytest.approx(4.0)  # one time line, shifted after the resume
+
+
+def test_client_cli_reconnect_flag_uses_the_resuming_stream(monkeypatch, tmp_path):
+    """`xlsr-live client FILE --reconnect` streams through recognize_resuming and reports how the stream ended."""
+    import io
+
+    import soundfile
+
+    from xlsr_live.client import cli as client_cli
+    from xlsr_live.client import resume
+    from xlsr_live.client.stream import StreamResult
+
+    calls = []
+
+    async def fake(url, blocks, options, on_message):
+        calls.append(url)
+        return [StreamResult(({"type": "end_of_stream"},), 1001, ""), StreamResult(({"type": "final", "text": "hi",
+                "start": 0.0, "end": 1.0},), 1000, "")]
+
+    monkeypatch.setattr(resume, "recognize_resuming", fake)
+    wav = tmp_path / "a.wav"
+    soundfile.write(wav, level_audio([1]), 16000)
+    args = client_cli.build_parser().parse_args([str(wav), "--reconnect", "--speed", "0", "--url", "ws://lb/native"])
+    assert client_cli.run(args, io.StringIO()) == 0 and calls == ["ws://lb/native"]

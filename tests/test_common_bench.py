@@ -1,13 +1,10 @@
 """benchmarks/_common.py: percentiles, models by name, the shared speech loop."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-import _common  # noqa: E402
+import _common
 
 
 def test_percentile_rounds_scales_and_handles_no_values():

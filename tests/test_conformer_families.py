@@ -11,7 +11,7 @@ transformers = pytest.importorskip("transformers")
 from xlsr_live.model import load_model  # noqa: E402
 from xlsr_live.model.features import FilterBank  # noqa: E402
 from xlsr_live.model.testing import ENGLISH_VOCAB  # noqa: E402
-from xlsr_live.offline import transcribe_array  # noqa: E402
+from xlsr_live.offline import OfflineOptions, iter_window_logits, transcribe_array  # noqa: E402
 from xlsr_live.streaming import StreamingRecognizer  # noqa: E402
 from xlsr_live.ctc import greedy_decode  # noqa: E402
 from xlsr_live.streaming.options import (EndpointOptions, StreamingOptions, VadOptions,  # noqa: E402
@@ -162,7 +162,8 @@ def test_low_precision_within_tolerance(pair, speech_audio, dtype, tolerance):
 
 
 def test_streaming_final_equals_offline_for_short_utterance(pair, utterance):
-    """The engine's final for an utterance shorter than one window is the offline transcript."""
+    """The engine's final for an utterance shorter than one window is the offline transcript (text and
+    word times)."""
     _, _, ours, _ = pair
     recognizer = StreamingRecognizer(ours, StreamingOptions(**UNGATED))
     events = recognizer.feed(utterance) + recognizer.flush()
@@ -170,6 +171,10 @@ def test_streaming_final_equals_offline_for_short_utterance(pair, utterance):
     offline = transcribe_array(ours, utterance)
     assert offline.text
     assert [final.text for final in finals] == [offline.text]
+    def timed(words):
+        return [(word.word, word.start, word.end) for word in words]
+
+    assert timed(finals[0].words) == timed(offline.words)  # times too, at the model's frame rate
 
 
 def test_kv_cache_refused(pair):
@@ -226,3 +231,15 @@ def test_streaming_windows_batch_equals_alone(pair):
 def test_streaming_split_invariant_and_stable_never_revised(pair):
     """Any split of the input gives the same events, and stable text is never revised (recompute)."""
     check_split_invariant_and_stable(pair[2], "recompute")
+
+
+def test_offline_windows_use_the_model_frame_rate(pair, speech_audio):
+    """Offline windows stitch contiguously and word times are in seconds at the model's own frame
+    rate (w2v-BERT adapters: 40 ms or more per frame)."""
+    _, _, ours, _ = pair
+    options = OfflineOptions(chunk_ms=1_800, left_stride_ms=360, right_stride_ms=360)  # 180 ms multiples
+    wave = speech_audio[:80_000]
+    kept = np.concatenate(list(iter_window_logits(ours, [wave], options)))
+    assert kept.shape == ours.logits(wave).shape
+    words = transcribe_array(ours, wave, options).words
+    assert words and 0.8 * len(wave) / 16_000 < words[-1].end <= len(wave) / 16_000

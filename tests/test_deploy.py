@@ -119,3 +119,19 @@ def test_compose_file_points_at_what_exists():
         assert (DEPLOY / volume.split(":")[0]).is_file(), volume
     assert "replicas" in service["deploy"] and nginx["depends_on"]["xlsr-live"]["condition"] == "service_healthy"
     assert json.dumps(service["command"]).count("--max-connections-per-address") == 1
+
+
+def test_deploy_arguments_parse_as_serve_options():
+    """The arguments the Deployment (CPU and GPU), compose and the Dockerfile pass are options `xlsr-live serve` has."""
+    from xlsr_live.server import cli as serve_cli
+
+    deployment = manifests()["Deployment"]
+    gpu = yaml.safe_load((K8S / "gpu" / "deployment-gpu.yaml").read_text())
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["xlsr-live"]
+    entrypoint = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", (DEPLOY / "Dockerfile").read_text(), re.M).group(1))
+    assert entrypoint[:2] == ["xlsr-live", "serve"]
+    for args in (deployment["spec"]["template"]["spec"]["containers"][0]["args"],
+                 gpu["spec"]["template"]["spec"]["containers"][0]["args"],
+                 [a.replace("${XLSR_LIVE_MODEL:-demo}", "demo") for a in compose["command"]]):
+        options = serve_cli.server_options(serve_cli.build_parser().parse_args(entrypoint[2:] + args))
+        assert options.max_connections_per_address == 0 and options.host == "0.0.0.0" and options.port == 2700

@@ -1,18 +1,13 @@
 """benchmarks/gpu_streams.py on CPU: FLOP counts, bucketed forwards equal the engine's batches."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-import gpu_streams  # noqa: E402
-from xlsr_live.model.config import Wav2Vec2Config  # noqa: E402
-from xlsr_live.model.testing import XLSR_53  # noqa: E402
-from xlsr_live.streaming.recognizer import StreamingRecognizer  # noqa: E402
-from xlsr_live.streaming.windows import run_jobs  # noqa: E402
+import gpu_streams
+from xlsr_live.model.config import Wav2Vec2Config
+from xlsr_live.model.testing import XLSR_53
+from xlsr_live.streaming.recognizer import StreamingRecognizer
+from xlsr_live.streaming.windows import run_jobs
 
 
 def test_window_flops_of_xlsr53_match_a_hand_count():

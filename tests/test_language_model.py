@@ -10,38 +10,15 @@ import pytest
 from xlsr_live.constants import SAMPLE_RATE
 from xlsr_live.decoding import DecoderOptions
 from xlsr_live.decoding.lm import LanguageModelError, find_language_model, read_language_model, resolve_decoder
-from xlsr_live.decoding.testing import write_arpa
-from xlsr_live.model.testing import write_random_checkpoint
 from xlsr_live.streaming.events import Final
 from xlsr_live.streaming.options import EndpointOptions, StreamingOptions, VadOptions, WindowOptions
 
 pytest.importorskip("pyctcdecode")
-kenlm = pytest.importorskip("kenlm")
+pytest.importorskip("kenlm")
 
-CORPUS = ["hello world", "hello there", "the world is big", "say hello to the world"]
 SPOKEN = "hello world"
 HEARD_AS = {"e": "a"}  # acoustics prefer "a" over the spoken "e": greedy hears "hallo world"
 WINDOW = WindowOptions(chunk_ms=400, left_context_ms=800, lookahead_ms=200)
-
-
-@pytest.fixture(scope="module")
-def lm_checkpoint(tmp_path_factory):
-    """A tiny random checkpoint with a language_model/ folder written by pyctcdecode's own save_to_dir."""
-    from pyctcdecode.language_model import LanguageModel
-
-    directory = write_random_checkpoint(tmp_path_factory.mktemp("with_lm"))
-    arpa = write_arpa(tmp_path_factory.mktemp("arpa") / "bigram.arpa", [s.split() for s in CORPUS])
-    unigrams = sorted({w for s in CORPUS for w in s.split()})
-    (directory / "language_model").mkdir()
-    LanguageModel(kenlm.Model(str(arpa)), unigrams, alpha=1.0, beta=0.5).save_to_dir(str(directory / "language_model"))
-    return directory
-
-
-@pytest.fixture(scope="module")
-def lm_model(lm_checkpoint):
-    from xlsr_live.model import load_model
-
-    return load_model(lm_checkpoint)
 
 
 def _logits(vocab, job, chunk_frames, left_frames):

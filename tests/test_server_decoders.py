@@ -102,3 +102,19 @@ def test_slow_decoding_does_not_delay_other_sessions():
 
     answered, was_stuck = asyncio.run(main())
     assert was_stuck and [e.unstable for e in answered if hasattr(e, "unstable")] == [" w7"]
+
+
+def test_server_lm_built_at_start_and_shared(lm_model, monkeypatch):
+    """A checkpoint's LM is loaded once at start-up; `lm: false` sessions share one more search without it."""
+    builds, searches = _record_searches(monkeypatch)
+    engine = ModelEngine(lm_model, StreamingOptions(window=WINDOW))
+    assert len(builds) == 1 and engine.streaming_options.decoder.kind == "beam"
+    audio = (0.1 * np.random.default_rng(2).standard_normal(16_000 * 2)).astype(np.float32)
+    for lm in (None, True, False, False, None):
+        recognizer = engine.create(StreamOptions(lm=lm))
+        recognizer.feed(audio)
+        recognizer.flush()
+    with_lm = [s for s in searches if s._language_model is not None]
+    without = [s for s in searches if s._language_model is None]
+    assert len(builds) == 2 and with_lm and without
+    assert all(s is builds[0] for s in with_lm) and all(s is builds[1] for s in without)

@@ -62,6 +62,12 @@ def test_verbose_json_words_and_segments(client, offline_text):
     assert all(a.end <= b.start + 1e-6 for a, b in zip(result.words, result.words[1:]))
     only_segments = transcribe(client, response_format="verbose_json")
     assert only_segments.words is None and only_segments.segments
+    with open(EXAMPLE, "rb") as handle:  # the raw JSON validates against the SDK's own pydantic types
+        raw = client.audio.transcriptions.with_raw_response.create(
+            model="whisper-1", file=handle, response_format="verbose_json", timestamp_granularities=["word"])
+    from openai.types.audio import TranscriptionVerbose
+
+    TranscriptionVerbose.model_validate(raw.http_response.json(), strict=True)
 
 
 def test_srt_and_vtt(client, offline_text):

@@ -1,4 +1,4 @@
-"""Training without transformers: xlsr-live's plain-torch Wav2Vec2ForCTC plus a CTC loss.
+"""Training without transformers: xlsr-live's plain-torch CTC model (wav2vec2 family) plus a CTC loss.
 
 train.py uses this when transformers is not installed (for example a stock GPU image with only
 torch): same parameters, same logits; no dropout and no SpecAugment time masks (the package's
@@ -18,8 +18,8 @@ from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from xlsr_live.model.checkpoint import fold_weight_norm, read_state_dict  # noqa: E402
-from xlsr_live.model.config import Wav2Vec2Config  # noqa: E402
-from xlsr_live.model.wav2vec2 import Wav2Vec2ForCTC  # noqa: E402
+from xlsr_live.model.config import ModelConfig  # noqa: E402
+from xlsr_live.model.encoder import CTCModel  # noqa: E402
 
 POS = "wav2vec2.encoder.pos_conv_embed.conv."
 G, V = POS + "parametrizations.weight.original0", POS + "parametrizations.weight.original1"
@@ -30,7 +30,7 @@ class XlsrCTC(nn.Module):
 
     def __init__(self, config: dict):
         super().__init__()
-        self.net = Wav2Vec2ForCTC(Wav2Vec2Config.from_dict(dict(config, model_type="wav2vec2")))
+        self.net = CTCModel(ModelConfig.from_dict(dict(config, model_type="wav2vec2")))
         self.extra: dict[str, torch.Tensor] = {}  # transformers-only tensors kept for the export
 
     def forward(self, input_values, attention_mask=None, labels=None):
@@ -47,7 +47,7 @@ class XlsrCTC(nn.Module):
         return SimpleNamespace(logits=logits, loss=loss)
 
     def freeze_feature_encoder(self):
-        for p in self.net.wav2vec2.feature_extractor.parameters():
+        for p in self.net.backbone.feature_extractor.parameters():
             p.requires_grad = False
 
     def load_hf_state_dict(self, state: dict):

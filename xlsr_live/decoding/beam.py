@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from ..constants import FRAMES_PER_SECOND, SAMPLES_PER_FRAME
+from ..constants import SAMPLE_RATE, SAMPLES_PER_FRAME
 from ..ctc import Word, trailing_silence
 from .base import Hypothesis
 from .extras import import_pyctcdecode, require_kenlm
@@ -157,16 +157,17 @@ class BeamUtteranceDecoder:
         """True once any word is committed or hypothesised."""
         return bool(self.words) or bool(self._best_text)
 
-    def finish(self, start_sample: int) -> tuple[str, list[Word]]:
-        """Decode the pending frames; all words with absolute times (start_sample places frame 0)."""
+    def finish(self, start_sample: int, hop_samples: int = SAMPLES_PER_FRAME) -> tuple[str, list[Word]]:
+        """Decode the pending frames; all words with absolute times (start_sample places frame 0,
+        hop_samples is the model's frame)."""
         pending = np.concatenate(self._pending) if self._pending else np.zeros((0, len(self.alphabet.labels)))
         beams = self._decode(pending)
         words = list(self.words)
         if beams:
             for word, (start, end) in beams[0][2]:
                 words.append((word, self.base + start, self.base + end, word_confidence(pending, start, end)))
-        offset = start_sample / SAMPLES_PER_FRAME
-        out = [Word(w, (s + offset) / FRAMES_PER_SECOND, (e + offset) / FRAMES_PER_SECOND, c)
+        offset, per_second = start_sample / hop_samples, SAMPLE_RATE / hop_samples
+        out = [Word(w, (s + offset) / per_second, (e + offset) / per_second, c)
                for w, s, e, c in words]
         return " ".join(w.word for w in out), out
 

@@ -4,13 +4,13 @@ connection limit, admission control, per-address limit, Origin, bearer token."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 import mimetypes
 from importlib import resources
 from typing import Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
+from .auth import token_ok
 from .metrics import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,6 @@ def request_token(headers, path: str) -> Optional[str]:
             return offered.strip()[len(SUBPROTOCOL_KEY):]
     values = parse_qs(urlsplit(path).query).get("token")
     return values[0] if values else None
-
-
-def token_ok(expected: Optional[str], given: Optional[str]) -> bool:
-    """Constant-time token check; no token configured means open."""
-    if expected is None:
-        return True
-    return given is not None and hmac.compare_digest(expected.encode(), given.encode())
 
 
 def static_file(name: str) -> Optional[tuple[bytes, str]]:

@@ -16,7 +16,7 @@ import time
 from typing import Optional
 
 from ..formats import cues, subtitles
-from .http import token_ok
+from .auth import token_ok
 
 log = logging.getLogger(__name__)
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")

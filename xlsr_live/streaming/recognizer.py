@@ -228,7 +228,7 @@ class StreamingRecognizer:
                 break
             self._utterances.popleft()
             end = (utterance.start + utterance.end_sample) / SAMPLE_RATE
-            text, words = utterance.decoder.finish(utterance.start)
+            text, words = utterance.decoder.finish(utterance.start, utterance.hop)
             events.append(SpeechEnd(end, utterance.end_reason))
             events.append(Final(text, utterance.start / SAMPLE_RATE, end, tuple(words)))
         return events

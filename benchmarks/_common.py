@@ -223,25 +223,26 @@ def loop_audio(seed: int = 0) -> np.ndarray:
 
 # --- streaming on a simulated real-time clock (streaming_bench.py, plots.py) ----------------------
 
-def simulate(model, audio: np.ndarray, options) -> tuple[list[tuple[float, object]], float]:
+def simulate(model, audio: np.ndarray, options, timer=time.perf_counter) -> tuple[list[tuple[float, object]], float]:
     """Feed 100 ms blocks on a simulated real-time clock: block i arrives at (i + 1) * 100 ms and each
     feed() starts when its block has arrived and the previous feed() has finished, taking its measured
-    wall time; (emission time, event) pairs and the compute seconds."""
+    wall time (or whatever `timer` measures, e.g. time.thread_time: CPU time of this thread); (emission
+    time, event) pairs and the compute seconds."""
     from xlsr_live.streaming.recognizer import StreamingRecognizer
 
     recognizer = StreamingRecognizer(model, options)
     clock, compute, emitted = 0.0, 0.0, []
     for index in range(0, audio.size, BLOCK):
         arrival = (index + BLOCK) / SAMPLE_RATE
-        started = time.perf_counter()
+        started = timer()
         events = recognizer.feed(audio[index : index + BLOCK])
-        spent = time.perf_counter() - started
+        spent = timer() - started
         clock = max(clock, arrival) + spent
         compute += spent
         emitted += [(clock, e) for e in events]
-    started = time.perf_counter()
+    started = timer()
     events = recognizer.flush()
-    spent = time.perf_counter() - started
+    spent = timer() - started
     emitted += [(max(clock, audio.size / SAMPLE_RATE) + spent, e) for e in events]
     return emitted, compute + spent
 

@@ -15,8 +15,9 @@ window: conv feature encoder for the new audio + projection, positional conv, at
 of every layer over the window's real frames, CTC head; padding is not counted), and memory per
 stream (device memory held by the streams' state; CPU: reachable state, benchmarks/memory.py).
 
-    python benchmarks/gpu_streams.py --streams 250 500 1000 --dtype bf16 --mode graphs    # CUDA
-    python benchmarks/gpu_streams.py --device cpu --streams 4                              # smoke test
+    python benchmarks/gpu_streams.py --streams 250 500 1000          # CUDA, xlsr-live's defaults (kv_cache, eager)
+    python benchmarks/gpu_streams.py --streams 250 500 1000 --context recompute   # CUDA graphs of recompute windows
+    python benchmarks/gpu_streams.py --device cpu --streams 4         # smoke test (int8, kv_cache)
 
 Audio: continuous synthetic voiced sound (every window full: the heaviest case), unless --audio
 FILE. Writes benchmarks/results/gpu_streams.json.
@@ -33,11 +34,14 @@ import torch
 
 import _common
 
+from xlsr_live.defaults import DEFAULT_CHUNK_MS, DEFAULT_LOOKAHEAD_MS  # this checkout's, after _common
+
 RATE = _common.SAMPLE_RATE
 PEAK_TFLOPS = {"H100": {"bf16": 989.0, "fp16": 989.0, "fp32": 494.0},  # dense tensor-core peaks (SXM)
                "H200": {"bf16": 989.0, "fp16": 989.0, "fp32": 494.0},
                "A100": {"bf16": 312.0, "fp16": 312.0, "fp32": 156.0}}
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32, "int8": torch.float32}
+SHORT_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "int8": "int8"}
 
 
 def voiced_audio(seconds: float, seed: int) -> np.ndarray:
@@ -107,7 +111,15 @@ class BucketRunner:
 
     @torch.inference_mode()
     def run(self, jobs: list) -> list[torch.Tensor]:
-        """Logits (frames_i, V) of each job, from one padded forward of a bucket shape."""
+        """Logits (frames_i, V) of each job, from one padded forward of a bucket shape.
+
+        kv_cache windows (the default context) run through the engine's own batched pass
+        (`run_jobs`, what the server's batcher calls), eagerly: graphs cover recompute windows only.
+        """
+        if any(job.cached for job in jobs):
+            from xlsr_live.streaming.windows import run_jobs
+
+            return [torch.from_numpy(rows) for rows in run_jobs(self.model, jobs)]
         batch, frames = self.shape(len(jobs), max(job.num_frames for job in jobs))
         if self.mode == "graphs":
             if (batch, frames) not in self.graphs:
@@ -220,10 +232,12 @@ def simulate(model, runner, count: int, args, audio: np.ndarray | None) -> dict:
 
 
 def streaming_options(args):
-    """Engine options whose chunk is the simulation step."""
-    from xlsr_live.streaming.options import StreamingOptions, WindowOptions
+    """Engine options whose chunk is the simulation step (the other windows: xlsr-live's defaults)."""
+    from xlsr_live.defaults import RecognizerOptions
+    from xlsr_live.streaming.options import StreamingOptions
 
-    return StreamingOptions(window=WindowOptions(chunk_ms=args.chunk_ms))
+    options = RecognizerOptions(chunk_ms=args.chunk_ms, lookahead_ms=args.lookahead_ms)
+    return StreamingOptions(window=options.window_options(args.context), decoder=options.decoder_options())
 
 
 def max_window_frames(args) -> int:
@@ -250,14 +264,18 @@ def load(args):
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default=None,
+                        help="default: xlsr-live's for the device (bf16 or fp16 on CUDA, int8 on CPU)")
     parser.add_argument("--model", default="random-xlsr53", help=_common.MODEL_HELP)
     parser.add_argument("--streams", type=int, nargs="+", default=[250, 500, 1000, 1500])
     parser.add_argument("--seconds", type=float, default=None, help="stream time (default 20 on CUDA, 5 on CPU)")
     parser.add_argument("--warmup-s", type=float, default=None, help="not measured (default: 5 on CUDA, 2 on CPU)")
-    parser.add_argument("--chunk-ms", type=int, default=1000)
+    parser.add_argument("--chunk-ms", type=int, default=DEFAULT_CHUNK_MS)
+    parser.add_argument("--lookahead-ms", type=int, default=DEFAULT_LOOKAHEAD_MS)
+    parser.add_argument("--context", choices=("kv_cache", "recompute"), default="kv_cache",
+                        help="left context (default: kv_cache, xlsr-live's default for XLSR models)")
     parser.add_argument("--mode", choices=("graphs", "compile", "eager"), default=None,
-                        help="default: graphs on CUDA, eager on CPU")
+                        help="default: graphs on CUDA with --context recompute, else eager")
     parser.add_argument("--max-batch", type=int, default=256)
     parser.add_argument("--batch-buckets", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128, 256])
     parser.add_argument("--frame-step", type=int, default=32, help="frames are padded to a multiple of this")
@@ -266,12 +284,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", default=str(_common.RESULTS / "gpu_streams.json"))
     args = parser.parse_args(argv)
     cuda = args.device.startswith("cuda")
-    args.dtype = args.dtype or ("bf16" if cuda else "fp32")
-    args.mode = args.mode or ("graphs" if cuda else "eager")
+    if args.dtype is None:
+        from xlsr_live.defaults import default_dtype
+
+        args.dtype = SHORT_DTYPES[default_dtype("cuda" if cuda else "cpu")[0]]
+    args.mode = args.mode or ("graphs" if cuda and args.context == "recompute" else "eager")
     args.seconds = args.seconds or (20.0 if cuda else 5.0)
     args.warmup_s = args.warmup_s if args.warmup_s is not None else (5.0 if cuda else 2.0)
     if args.mode == "graphs" and not cuda:
         parser.error("--mode graphs needs a CUDA device")
+    if args.mode != "eager" and args.context == "kv_cache":
+        parser.error(f"--mode {args.mode} covers recompute windows only: add --context recompute")
     return args
 
 

@@ -56,14 +56,16 @@ def mid_utterance_clips(audio: np.ndarray, segments: list[dict], count: int, sec
     return clips
 
 
-def measure(model, clips: list[np.ndarray]) -> dict:
+def measure(model, clips: list[np.ndarray], options=None) -> dict:
     """RSS growth per stream and exact reachable state of the recognizers, after warming up."""
+    from xlsr_live.streaming.options import StreamingOptions
     from xlsr_live.streaming.recognizer import StreamingRecognizer
 
-    drive(model, [StreamingRecognizer(model)], [np.concatenate(clips[:4])])  # warm-up: weights paged in, kernels
+    options = options or StreamingOptions()
+    drive(model, [StreamingRecognizer(model, options)], [np.concatenate(clips[:4])])  # warm-up: weights, kernels
     release_free_memory()
     before = rss_bytes()
-    recognizers = [StreamingRecognizer(model) for _ in clips]
+    recognizers = [StreamingRecognizer(model, options) for _ in clips]
     drive(model, recognizers, clips)
     release_free_memory()
     with_streams = rss_bytes()
@@ -90,17 +92,28 @@ def main(argv=None) -> None:
     parser.add_argument("--model", default="demo", help=_common.MODEL_HELP)
     parser.add_argument("--streams", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=12.0, help="audio fed per stream")
+    parser.add_argument("--defaults", action="store_true",
+                        help="xlsr-live's automatic defaults (CPU: int8, kv_cache, default windows) instead of "
+                             "the engine's exact StreamingOptions()")
     parser.add_argument("--out", default=str(_common.RESULTS / "memory.json"))
     args = parser.parse_args(argv)
     wav, segments = heldout.load(3.0)
     audio, _ = soundfile.read(wav, dtype="float32")
     release_free_memory()
     baseline = rss_bytes()
-    model = load_model(_common.model_path(args.model))
+    options, estimate = None, None
+    if args.defaults:
+        from xlsr_live.defaults import RecognizerOptions, load_recognizer
+
+        setup = load_recognizer(RecognizerOptions(model=_common.model_path(args.model), device="cpu"))
+        model, options, estimate = setup.model, setup.streaming, setup.stream_state_bytes()
+    else:
+        model = load_model(_common.model_path(args.model))
     model_rss = rss_bytes() - baseline
-    report = {"model": args.model, "model_rss_bytes": model_rss,
+    report = {"model": args.model, "defaults": args.defaults, "model_rss_bytes": model_rss,
               "model_parameter_bytes": sum(p.numel() * p.element_size() for p in model.model.parameters()),
-              **measure(model, mid_utterance_clips(audio, segments, args.streams, args.seconds))}
+              "server_estimate_bytes": estimate,
+              **measure(model, mid_utterance_clips(audio, segments, args.streams, args.seconds), options)}
     mb = 1 / 2**20
     print(f"model {args.model}: parameters {report['model_parameter_bytes'] * mb:.1f} MiB, "
           f"RSS on load {model_rss * mb:.1f} MiB")
@@ -111,6 +124,8 @@ def main(argv=None) -> None:
           f"torch {report['state_mean_bytes']['torch'] * mb:.2f}, "
           f"python {report['state_mean_bytes']['python'] * mb:.2f}),"
           f" max {report['state_max_bytes'] * mb:.2f} MiB")
+    if estimate is not None:
+        print(f"server's per-stream estimate (admission control): {estimate * mb:.2f} MiB")
     _common.write_json(args.out, report)
 
 

@@ -1,7 +1,4 @@
-"""`xlsr-live client`: stream files or the microphone to a server, print partials and finals live.
-
-xlsr_live/cli.py adds the command with `add_arguments(subparsers.add_parser("client"))` and runs it with `run(args)`.
-"""
+"""`xlsr-live client`: stream files or the microphone to a server, print partials and finals live."""
 
 from __future__ import annotations
 
@@ -128,8 +125,10 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point: `python -m xlsr_live.client.cli ...`."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from ..cli.options import configure_logging
+
     args = build_parser().parse_args(argv)
+    configure_logging("INFO")
     return run(args)
 
 

@@ -48,7 +48,8 @@ class ModelEngine:
     the server's default decoder, and shared by every session; hotwords stay per session.
     """
 
-    def __init__(self, model, streaming_options=None):
+    def __init__(self, model, streaming_options=None, info: Optional[dict] = None):
+        """`info`: what was chosen at start-up (device, dtype, windows, decoder), shown by /healthz."""
         from ..decoding import BeamSearches, DecoderFactory
         from ..decoding.lm import resolve_decoder
         from ..streaming.options import StreamingOptions
@@ -59,6 +60,11 @@ class ModelEngine:
         self.streaming_options = dataclasses.replace(options, decoder=resolve_decoder(options.decoder, model.source))
         self.beam_searches = BeamSearches()
         DecoderFactory(model.vocab, self.streaming_options.decoder, self.beam_searches).prepare()
+        self.info = dict(info or {})
+
+    def describe(self) -> dict:
+        """The start-up choices (a copy)."""
+        return dict(self.info)
 
     def _options_for(self, options: StreamOptions):
         """Engine options for one stream: the server's defaults with the client's requests."""

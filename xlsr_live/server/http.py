@@ -98,7 +98,9 @@ def http_app(ctx, active_count: Callable[[], int]):
         """Readiness: 503 while draining, behind real time or at max connections (a balancer skips it)."""
         active, busy = active_count(), is_busy(ctx)
         state = readiness(ctx, active, busy)
-        body = {"status": state, "active_sessions": active, "busy": busy}
+        describe = getattr(ctx.engine, "describe", dict)  # start-up choices (xlsr_live.defaults)
+        body = {"status": state, "active_sessions": active, "busy": busy,
+                "max_sessions": ctx.options.max_connections, "recognizer": describe()}
         return JSONResponse(body, status_code=200 if state == "ok" else 503, headers=NO_STORE)
 
     async def livez(request):

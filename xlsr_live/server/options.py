@@ -7,6 +7,7 @@ import ipaddress
 from typing import Optional
 
 PROTOCOLS = ("native", "vosk")
+MEMORY_SHARE = 0.8  # of the memory available after the model loaded that stream state may take
 ENCODINGS = {"pcm_s16le": 2, "pcm_f32le": 4}  # encoding -> bytes per sample
 
 
@@ -61,6 +62,31 @@ class ServerOptions:
             raise ValueError(f"TLS needs both a certificate and a key (cert={self.tls_cert!r}, key={self.tls_key!r})")
         if self.token is not None and not self.token:
             raise ValueError("token '' is empty; leave it unset to disable authentication")
+
+
+def available_memory_bytes(device: str = "cpu") -> Optional[int]:
+    """Memory free for new allocations: CUDA's free bytes on a GPU, else Linux's MemAvailable (None if unknown)."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def stream_budget(per_stream_bytes: int, available_bytes: Optional[int], share: float = MEMORY_SHARE) -> Optional[int]:
+    """How many streams' state fits in `share` of the available memory (at least 1; None if unknown)."""
+    if per_stream_bytes <= 0:
+        raise ValueError(f"per_stream_bytes={per_stream_bytes} must be positive")
+    if available_bytes is None:
+        return None
+    return max(1, int(available_bytes * share) // per_stream_bytes)
 
 
 def is_loopback(host: str) -> bool:

@@ -114,6 +114,7 @@ def test_logits_match_transformers(pair, speech_audio):
         expected = _reference_logits(reference, extractor, audio)
         got = ours.logits(audio)
         assert got.shape == expected.shape
+        print(f"{pair[3]} {len(audio)} samples: max abs logit difference {np.abs(got - expected).max():.2e}")
         assert np.abs(got - expected).max() < TOLERANCE
 
 
@@ -158,7 +159,10 @@ def test_low_precision_within_tolerance(pair, speech_audio, dtype, tolerance):
     low = load_model(ours.source, dtype=dtype)
     exact, approx = ours.logits(audio), low.logits(audio)
     assert approx.shape == exact.shape
-    assert np.sqrt(((approx - exact) ** 2).mean() / (exact ** 2).mean()) < tolerance
+    error = np.sqrt(((approx - exact) ** 2).mean() / (exact ** 2).mean())
+    agree = (approx.argmax(-1) == exact.argmax(-1)).mean()
+    print(f"{pair[3]} {dtype}: relative RMS logit error {error:.4f}, greedy labels kept {agree:.1%}")
+    assert error < tolerance
 
 
 def test_streaming_final_equals_offline_for_short_utterance(pair, utterance):

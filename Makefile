@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 # Beam search: pyctcdecode 0.5.0 pins numpy<2 in its metadata but runs on numpy 2 (docs/decoding.md),
 # so it is installed without its dependencies; the beam/lm extras carry the one it needs (pygtrie).
 PYCTCDECODE_SPEC ?= pyctcdecode==0.5.0
-APT_TEST_PACKAGES := espeak-ng libportaudio2 alsa-utils chromium
+APT_TEST_PACKAGES := espeak-ng libportaudio2 alsa-utils chromium nginx
 
 .PHONY: install run test-deps test bench
 

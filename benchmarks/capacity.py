@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,38 +28,20 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import _common
+import capacity_clients
+import heldout
+from _common import TRAINING, machine, paused, percentile
 
-import capacity_clients  # noqa: E402
-import heldout  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = _common.RESULTS
 CLIENTS = Path(__file__).resolve().parent / "capacity_clients.py"
-TRAINING = "train.py --run"
 log = logging.getLogger("capacity")
-
-
-@contextlib.contextmanager
-def paused(pattern: str | None):
-    """SIGSTOP the processes matching `pattern` (pkill -f) for the block, SIGCONT them after."""
-    if not pattern:
-        yield
-        return
-    subprocess.run(["pkill", "-STOP", "-f", pattern], check=False)
-    try:
-        yield
-    finally:
-        subprocess.run(["pkill", "-CONT", "-f", pattern], check=False)
 
 
 def clip_offsets(total_s: float, seconds: float, count: int, stride_s: float = 7.3) -> list[float]:
     """`count` different clip starts spread over the recording (wrapping around)."""
     span = max(total_s - seconds, 0.0)
     return [round((i * stride_s) % span, 3) if span else 0.0 for i in range(count)]
-
-
-def percentile(values: list[float], q: float):
-    return round(float(np.percentile(values, q)), 3) if values else None
 
 
 def summarise(n: int, batching: bool, result: dict, server: dict, limit: float) -> dict:
@@ -158,7 +137,7 @@ def ramp(engine, batching: bool, args, offsets: list[float], wav: Path, deadline
         if time.monotonic() + args.seconds + args.stagger_s > deadline:
             log.warning("time budget spent: skipping N >= %d (batching %s)", n, batching)
             break
-        with paused(TRAINING if args.pause_training else None):
+        with paused(args.pause_training):
             row = asyncio.run(run_level(engine, n, batching, args, offsets, wav))
         rows.append(row)
         print_row(row)
@@ -190,21 +169,9 @@ def largest_passing(rows: list[dict]) -> int:
     return best
 
 
-def machine() -> dict:
-    import torch
-
-    flags = ""
-    with contextlib.suppress(OSError):
-        flags = next((ln.split(":", 1)[1] for ln in open("/proc/cpuinfo") if ln.startswith("flags")), "")
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "fma")
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "cpu_flags": [f for f in wanted if f in flags.split()], "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="demo")
+    parser.add_argument("--model", default="demo", help=_common.MODEL_HELP)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 48, 64, 96])
     parser.add_argument("--modes", nargs="+", choices=("on", "off"), default=["on", "off"], help="batching")
@@ -247,7 +214,7 @@ def main(argv=None) -> None:
 
     window = WindowOptions(chunk_ms=args.chunk_ms, left_context_ms=args.left_context_ms,
                            lookahead_ms=round(args.lookahead_s * 1000), context=args.context)
-    engine = ModelEngine(load_model(args.model, dtype=args.dtype), StreamingOptions(window=window))
+    engine = ModelEngine(load_model(_common.model_path(args.model), dtype=args.dtype), StreamingOptions(window=window))
     deadline = time.monotonic() + args.budget_s
     print(f"model {args.model} ({args.dtype}), {args.seconds:g} s per stream, clients: {args.clients}, "
           f"window left/chunk/lookahead {args.left_context_ms}/{args.chunk_ms}/{round(args.lookahead_s * 1000)} ms")
@@ -261,9 +228,7 @@ def main(argv=None) -> None:
               "largest_passing": {mode: largest_passing(rows) for mode, rows in runs.items()},
               "levels": {mode: rows for mode, rows in runs.items()}}
     print("largest N with p95 < %gs and all finals: %s" % (args.p95_limit, report["largest_passing"]))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    _common.write_json(args.out, report)
 
 
 if __name__ == "__main__":

@@ -32,12 +32,8 @@ from typing import Optional
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from xlsr_live.client.stream import ClientOptions, paced, recognize, split_blocks  # noqa: E402
-
-SAMPLE_RATE = 16_000
-BLOCK_MS = 100
+from _common import BLOCK_MS, SAMPLE_RATE  # also puts this checkout first on sys.path
+from xlsr_live.client.stream import ClientOptions, paced, recognize, split_blocks
 
 
 def sent_time(block_ends: list[float], sent_at: list[float], stream_time: float) -> Optional[float]:
@@ -67,8 +63,9 @@ def completeness(messages: list[dict], close_code: Optional[int]) -> dict:
     finals = [m for m in messages if m.get("type") == "final"]
     ended = any(m.get("type") == "end_of_stream" for m in messages)
     errors = [m for m in messages if m.get("type") == "error"]
+    samples = next((m.get("samples") for m in messages if m.get("type") == "end_of_stream"), None)
     return {"speech_starts": starts, "finals": len(finals), "final_texts": [m["text"] for m in finals],
-            "end_of_stream": ended, "close_code": close_code, "errors": len(errors),
+            "end_of_stream": ended, "samples_received": samples, "close_code": close_code, "errors": len(errors),
             "complete": ended and close_code == 1000 and starts == len(finals) and not errors}
 
 
@@ -96,6 +93,7 @@ async def run_stream(url: str, audio: np.ndarray, delay: float, speed: float, lo
     except (asyncio.TimeoutError, OSError) as exc:
         received.append((time.monotonic(), {"type": "error", "code": "client", "message": repr(exc)}))
     record = completeness([m for _, m in received], close_code)
+    record["samples_sent"] = int(audio.size)
     record["latency"] = partial_latencies(block_ends, sent_at, received)
     record["ready_latency"] = partial_latencies(block_ends, sent_at, received, lookahead_s + 0.02)
     if sent_at and received:

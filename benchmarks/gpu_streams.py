@@ -15,8 +15,9 @@ window: conv feature encoder for the new audio + projection, positional conv, at
 of every layer over the window's real frames, CTC head; padding is not counted), and memory per
 stream (device memory held by the streams' state; CPU: reachable state, benchmarks/memory.py).
 
-    python benchmarks/gpu_streams.py --streams 250 500 1000 --dtype bf16 --mode graphs    # CUDA
-    python benchmarks/gpu_streams.py --device cpu --streams 4                              # smoke test
+    python benchmarks/gpu_streams.py --streams 250 500 1000          # CUDA, xlsr-live's defaults (kv_cache, eager)
+    python benchmarks/gpu_streams.py --streams 250 500 1000 --context recompute   # CUDA graphs of recompute windows
+    python benchmarks/gpu_streams.py --device cpu --streams 4         # smoke test (int8, kv_cache)
 
 Audio: continuous synthetic voiced sound (every window full: the heaviest case), unless --audio
 FILE. Writes benchmarks/results/gpu_streams.json.
@@ -25,25 +26,22 @@ FILE. Writes benchmarks/results/gpu_streams.json.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+import _common
 
-RATE = 16_000
+from xlsr_live.defaults import DEFAULT_CHUNK_MS, DEFAULT_LOOKAHEAD_MS  # this checkout's, after _common
+
+RATE = _common.SAMPLE_RATE
 PEAK_TFLOPS = {"H100": {"bf16": 989.0, "fp16": 989.0, "fp32": 494.0},  # dense tensor-core peaks (SXM)
                "H200": {"bf16": 989.0, "fp16": 989.0, "fp32": 494.0},
                "A100": {"bf16": 312.0, "fp16": 312.0, "fp32": 156.0}}
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32, "int8": torch.float32}
+SHORT_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "int8": "int8"}
 
 
 def voiced_audio(seconds: float, seed: int) -> np.ndarray:
@@ -113,7 +111,15 @@ class BucketRunner:
 
     @torch.inference_mode()
     def run(self, jobs: list) -> list[torch.Tensor]:
-        """Logits (frames_i, V) of each job, from one padded forward of a bucket shape."""
+        """Logits (frames_i, V) of each job, from one padded forward of a bucket shape.
+
+        kv_cache windows (the default context) run through the engine's own batched pass
+        (`run_jobs`, what the server's batcher calls), eagerly: graphs cover recompute windows only.
+        """
+        if any(job.cached for job in jobs):
+            from xlsr_live.streaming.windows import run_jobs
+
+            return [torch.from_numpy(rows) for rows in run_jobs(self.model, jobs)]
         batch, frames = self.shape(len(jobs), max(job.num_frames for job in jobs))
         if self.mode == "graphs":
             if (batch, frames) not in self.graphs:
@@ -185,9 +191,7 @@ def stream_memory(model, streams, device, before: int) -> int:
     """Bytes of state per stream: device memory on CUDA, reachable state (memory.py) on CPU."""
     if device.type == "cuda":
         return (torch.cuda.memory_allocated(device) - before) // len(streams)
-    import memory
-
-    return memory.state_bytes(streams[0], (model, model.model, model.vocab, model.config))["total"]
+    return _common.state_bytes(streams[0], (model, model.model, model.vocab, model.config))["total"]
 
 
 def simulate(model, runner, count: int, args, audio: np.ndarray | None) -> dict:
@@ -217,8 +221,8 @@ def simulate(model, runner, count: int, args, audio: np.ndarray | None) -> dict:
     achieved = (flops + convs) / max(measured, 1e-9) / 1e12
     peak = args.peak_tflops or peak_tflops(device, args.dtype)
     return {"streams": count, "steps_measured": len(latencies),
-            "step_p50_s": round(float(np.percentile(latencies, 50)), 4) if latencies else None,
-            "step_p95_s": round(float(np.percentile(latencies, 95)), 4) if latencies else None,
+            "step_p50_s": _common.percentile(latencies, 50, digits=4),
+            "step_p95_s": _common.percentile(latencies, 95, digits=4),
             "step_max_s": round(max(latencies), 4) if latencies else None,
             "real_time": bool(latencies) and float(np.percentile(latencies, 95)) < args.chunk_ms / 1000,
             "time_split_s": {k: round(v, 3) for k, v in timing.items()},
@@ -228,10 +232,12 @@ def simulate(model, runner, count: int, args, audio: np.ndarray | None) -> dict:
 
 
 def streaming_options(args):
-    """Engine options whose chunk is the simulation step."""
-    from xlsr_live.streaming.options import StreamingOptions, WindowOptions
+    """Engine options whose chunk is the simulation step (the other windows: xlsr-live's defaults)."""
+    from xlsr_live.defaults import RecognizerOptions
+    from xlsr_live.streaming.options import StreamingOptions
 
-    return StreamingOptions(window=WindowOptions(chunk_ms=args.chunk_ms))
+    options = RecognizerOptions(chunk_ms=args.chunk_ms, lookahead_ms=args.lookahead_ms)
+    return StreamingOptions(window=options.window_options(args.context), decoder=options.decoder_options())
 
 
 def max_window_frames(args) -> int:
@@ -251,41 +257,44 @@ def peak_tflops(device: torch.device, dtype: str) -> float | None:
 def load(args):
     """The model on the device in the dtype; a random XLSR-53-size checkpoint unless --model."""
     from xlsr_live.model import load_model
-    from xlsr_live.model.testing import XLSR_53, write_random_checkpoint
 
-    path = args.model
-    if path is None:
-        path = Path(tempfile.gettempdir()) / "xlsr_live_random_xlsr53"
-        if not (path / "model.safetensors").is_file():
-            write_random_checkpoint(path, **XLSR_53)
-    return load_model(path, device=args.device, dtype=args.dtype)
+    return load_model(_common.model_path(args.model), device=args.device, dtype=args.dtype)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default: bf16 on CUDA, fp32 on CPU")
-    parser.add_argument("--model", default=None, help="checkpoint (default: random XLSR-53 size, cached in /tmp)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default=None,
+                        help="default: xlsr-live's for the device (bf16 or fp16 on CUDA, int8 on CPU)")
+    parser.add_argument("--model", default="random-xlsr53", help=_common.MODEL_HELP)
     parser.add_argument("--streams", type=int, nargs="+", default=[250, 500, 1000, 1500])
     parser.add_argument("--seconds", type=float, default=None, help="stream time (default 20 on CUDA, 5 on CPU)")
     parser.add_argument("--warmup-s", type=float, default=None, help="not measured (default: 5 on CUDA, 2 on CPU)")
-    parser.add_argument("--chunk-ms", type=int, default=1000)
+    parser.add_argument("--chunk-ms", type=int, default=DEFAULT_CHUNK_MS)
+    parser.add_argument("--lookahead-ms", type=int, default=DEFAULT_LOOKAHEAD_MS)
+    parser.add_argument("--context", choices=("kv_cache", "recompute"), default="kv_cache",
+                        help="left context (default: kv_cache, xlsr-live's default for XLSR models)")
     parser.add_argument("--mode", choices=("graphs", "compile", "eager"), default=None,
-                        help="default: graphs on CUDA, eager on CPU")
+                        help="default: graphs on CUDA with --context recompute, else eager")
     parser.add_argument("--max-batch", type=int, default=256)
     parser.add_argument("--batch-buckets", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128, 256])
     parser.add_argument("--frame-step", type=int, default=32, help="frames are padded to a multiple of this")
     parser.add_argument("--peak-tflops", type=float, default=None, help="for MFU when the GPU is not known")
     parser.add_argument("--audio", default=None, help="16 kHz file to stream instead of synthetic voice")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gpu_streams.json"))
+    parser.add_argument("--out", default=str(_common.RESULTS / "gpu_streams.json"))
     args = parser.parse_args(argv)
     cuda = args.device.startswith("cuda")
-    args.dtype = args.dtype or ("bf16" if cuda else "fp32")
-    args.mode = args.mode or ("graphs" if cuda else "eager")
+    if args.dtype is None:
+        from xlsr_live.defaults import default_dtype
+
+        args.dtype = SHORT_DTYPES[default_dtype("cuda" if cuda else "cpu")[0]]
+    args.mode = args.mode or ("graphs" if cuda and args.context == "recompute" else "eager")
     args.seconds = args.seconds or (20.0 if cuda else 5.0)
     args.warmup_s = args.warmup_s if args.warmup_s is not None else (5.0 if cuda else 2.0)
     if args.mode == "graphs" and not cuda:
         parser.error("--mode graphs needs a CUDA device")
+    if args.mode != "eager" and args.context == "kv_cache":
+        parser.error(f"--mode {args.mode} covers recompute windows only: add --context recompute")
     return args
 
 
@@ -315,8 +324,7 @@ def main(argv=None) -> None:
               f"  {row['real_time']}  split {row['time_split_s']}", flush=True)
         if device.type == "cuda":
             report["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2))
+        _common.write_json(args.out, report)
         if not row["real_time"]:
             break
 

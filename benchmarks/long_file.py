@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -17,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-RESULTS = Path(__file__).resolve().parent / "results"
-SAMPLE_RATE = 16_000
+import _common
+
+SAMPLE_RATE = _common.SAMPLE_RATE
 
 
 def write_long_file(path: Path, minutes: float) -> None:
@@ -34,27 +34,26 @@ def write_long_file(path: Path, minutes: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=60.0)
-    parser.add_argument("--model", default=None)
+    parser.add_argument("--model", default="tiny", help=_common.MODEL_HELP)
     args = parser.parse_args()
     from xlsr_live.model import load_model
-    from xlsr_live.model.testing import write_random_checkpoint
     from xlsr_live.offline import transcribe_file
 
     with tempfile.TemporaryDirectory() as tmp:
-        model = load_model(args.model or write_random_checkpoint(Path(tmp) / "tiny"))
+        model = load_model(_common.model_path(args.model))
         path = Path(tmp) / "long.wav"
         write_long_file(path, args.minutes)
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rss_before = _common.peak_rss_mb()
         started = time.perf_counter()
         result = transcribe_file(model, path)
         elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    report = {"minutes": args.minutes, "model": args.model or "tiny random", "seconds": round(elapsed, 1),
+    peak = _common.peak_rss_mb()
+    report = {"minutes": args.minutes, "model": "tiny random" if args.model == "tiny" else args.model,
+              "seconds": round(elapsed, 1),
               "rtf": round(elapsed / (args.minutes * 60), 4), "peak_rss_mb_before": round(rss_before),
               "peak_rss_mb": round(peak), "words": len(result.words), "duration_s": result.duration}
     print(json.dumps(report, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "long_file.json").write_text(json.dumps(report, indent=2))
+    _common.write_json(_common.RESULTS / "long_file.json", report)
 
 
 if __name__ == "__main__":

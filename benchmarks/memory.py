@@ -20,69 +20,13 @@ Writes benchmarks/results/memory.json.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
-import json
-import os
-import sys
-import types
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
-sys.path.insert(0, str(ROOT))
-SAMPLE_RATE = 16_000
+import _common
+from _common import release_free_memory, rss_bytes, state_bytes
 
-
-def rss_bytes() -> int:
-    """Resident set size of this process (Linux /proc)."""
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def release_free_memory() -> None:
-    """Collect garbage and return freed malloc arenas to the OS, so RSS differences mean something."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def state_bytes(root, shared: tuple = ()) -> dict:
-    """Bytes reachable from `root`, by kind, skipping `shared` objects (the model) and code."""
-    import torch
-
-    seen = {id(obj) for obj in shared}
-    storages: set[int] = set()
-    totals = {"numpy": 0, "torch": 0, "python": 0}
-    stack = [root]
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
-                            torch.nn.Module)):
-            continue
-        if isinstance(obj, torch.Tensor):
-            storage = obj.untyped_storage()
-            if storage.data_ptr() not in storages:
-                storages.add(storage.data_ptr())
-                totals["torch"] += storage.nbytes()
-            continue
-        if isinstance(obj, np.ndarray):
-            if obj.base is None:
-                totals["numpy"] += obj.nbytes
-            else:
-                stack.append(obj.base)
-            continue
-        totals["python"] += sys.getsizeof(obj)
-        stack.extend(gc.get_referents(obj))
-    totals["total"] = sum(totals.values())
-    return totals
+SAMPLE_RATE = _common.SAMPLE_RATE
 
 
 def drive(model, recognizers: list, clips: list[np.ndarray], block: int = 1600) -> None:
@@ -112,14 +56,16 @@ def mid_utterance_clips(audio: np.ndarray, segments: list[dict], count: int, sec
     return clips
 
 
-def measure(model, clips: list[np.ndarray]) -> dict:
+def measure(model, clips: list[np.ndarray], options=None) -> dict:
     """RSS growth per stream and exact reachable state of the recognizers, after warming up."""
+    from xlsr_live.streaming.options import StreamingOptions
     from xlsr_live.streaming.recognizer import StreamingRecognizer
 
-    drive(model, [StreamingRecognizer(model)], [np.concatenate(clips[:4])])  # warm-up: weights paged in, kernels
+    options = options or StreamingOptions()
+    drive(model, [StreamingRecognizer(model, options)], [np.concatenate(clips[:4])])  # warm-up: weights, kernels
     release_free_memory()
     before = rss_bytes()
-    recognizers = [StreamingRecognizer(model) for _ in clips]
+    recognizers = [StreamingRecognizer(model, options) for _ in clips]
     drive(model, recognizers, clips)
     release_free_memory()
     with_streams = rss_bytes()
@@ -139,26 +85,35 @@ def measure(model, clips: list[np.ndarray]) -> dict:
 def main(argv=None) -> None:
     import soundfile
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     import heldout
-
     from xlsr_live.model import load_model
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="demo")
+    parser.add_argument("--model", default="demo", help=_common.MODEL_HELP)
     parser.add_argument("--streams", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=12.0, help="audio fed per stream")
-    parser.add_argument("--out", default=str(RESULTS / "memory.json"))
+    parser.add_argument("--defaults", action="store_true",
+                        help="xlsr-live's automatic defaults (CPU: int8, kv_cache, default windows) instead of "
+                             "the engine's exact StreamingOptions()")
+    parser.add_argument("--out", default=str(_common.RESULTS / "memory.json"))
     args = parser.parse_args(argv)
     wav, segments = heldout.load(3.0)
     audio, _ = soundfile.read(wav, dtype="float32")
     release_free_memory()
     baseline = rss_bytes()
-    model = load_model(args.model)
+    options, estimate = None, None
+    if args.defaults:
+        from xlsr_live.defaults import RecognizerOptions, load_recognizer
+
+        setup = load_recognizer(RecognizerOptions(model=_common.model_path(args.model), device="cpu"))
+        model, options, estimate = setup.model, setup.streaming, setup.stream_state_bytes()
+    else:
+        model = load_model(_common.model_path(args.model))
     model_rss = rss_bytes() - baseline
-    report = {"model": args.model, "model_rss_bytes": model_rss,
+    report = {"model": args.model, "defaults": args.defaults, "model_rss_bytes": model_rss,
               "model_parameter_bytes": sum(p.numel() * p.element_size() for p in model.model.parameters()),
-              **measure(model, mid_utterance_clips(audio, segments, args.streams, args.seconds))}
+              "server_estimate_bytes": estimate,
+              **measure(model, mid_utterance_clips(audio, segments, args.streams, args.seconds), options)}
     mb = 1 / 2**20
     print(f"model {args.model}: parameters {report['model_parameter_bytes'] * mb:.1f} MiB, "
           f"RSS on load {model_rss * mb:.1f} MiB")
@@ -169,8 +124,9 @@ def main(argv=None) -> None:
           f"torch {report['state_mean_bytes']['torch'] * mb:.2f}, "
           f"python {report['state_mean_bytes']['python'] * mb:.2f}),"
           f" max {report['state_max_bytes'] * mb:.2f} MiB")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
+    if estimate is not None:
+        print(f"server's per-stream estimate (admission control): {estimate * mb:.2f} MiB")
+    _common.write_json(args.out, report)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Pictures of streaming behaviour (needs the `plot` extra: matplotlib).
 
-1. docs/img/stream_timeline.png: one stream of the held-out recording on streaming_bench's
-   simulated real-time clock: the waveform, the VAD / utterance segments (SpeechStart ..
+1. docs/img/stream_timeline.png: one stream of the held-out recording on the benchmarks' simulated
+   real-time clock (_common.simulate): the waveform, the VAD / utterance segments (SpeechStart ..
    SpeechEnd), and for every word of the finals its audio span and the moments its first partial,
    its stable commit and its final were emitted (so the horizontal distance from the end of the
    word's bar to a marker is that latency).
@@ -15,22 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+import _common
+import heldout
+from _common import percentiles, simulate, word_latencies, word_times
 
-import heldout  # noqa: E402
-import streaming_bench  # noqa: E402
-
-IMG = ROOT / "docs" / "img"
-RATE = 16_000
-word_times = streaming_bench.word_times  # per-word emission times, shared with the latency benchmark
+IMG = _common.ROOT / "docs" / "img"
+RATE = _common.SAMPLE_RATE
 
 
 def segments(emitted) -> list[tuple[float, float]]:
@@ -94,11 +89,11 @@ def chunk_sweep(model, audio: np.ndarray, chunks: list[int]) -> list[dict]:
     rows = []
     for chunk in chunks:
         options = StreamingOptions(window=WindowOptions(chunk_ms=chunk, left_context_ms=3000, lookahead_ms=400))
-        emitted, compute = streaming_bench.simulate(model, audio, options)
-        lat = streaming_bench.word_latencies(emitted)
+        emitted, compute = simulate(model, audio, options)
+        lat = word_latencies(emitted)
         rows.append({"chunk_ms": chunk, "rtf": compute / (audio.size / RATE),
-                     "first_partial": streaming_bench.percentiles(lat["first_partial"]),
-                     "stable": streaming_bench.percentiles(lat["stable"])})
+                     "first_partial": percentiles(lat["first_partial"]),
+                     "stable": percentiles(lat["stable"])})
     return rows
 
 
@@ -134,7 +129,7 @@ def main(argv=None) -> None:
     from xlsr_live.model import load_model
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="demo")
+    parser.add_argument("--model", default="demo", help=_common.MODEL_HELP)
     parser.add_argument("--seconds", type=float, default=20.0, help="audio in the timeline")
     parser.add_argument("--sweep-seconds", type=float, default=60.0, help="audio per chunk size")
     parser.add_argument("--chunks", type=int, nargs="+", default=[240, 500, 1000, 1500, 2000])
@@ -148,9 +143,9 @@ def main(argv=None) -> None:
     label = args.label or args.model
     wav, reference = heldout.load(3.0)
     audio, _ = soundfile.read(wav, dtype="float32")
-    model = load_model(args.model)
+    model = load_model(_common.model_path(args.model))
     clip = audio[: int(args.seconds * RATE)]
-    emitted, _ = streaming_bench.simulate(model, clip, _default_options())
+    emitted, _ = simulate(model, clip, _default_options())
     plot_timeline(clip, emitted, IMG / "stream_timeline.png", f"one stream, model {label}, chunk 1000 ms", reference)
     rows = chunk_sweep(model, audio[: int(args.sweep_seconds * RATE)], args.chunks)
     plot_chunks(rows, IMG / "chunk_latency.png", f"model {label}, {args.sweep_seconds:g} s of held-out audio")

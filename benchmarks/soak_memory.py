@@ -13,66 +13,21 @@ benchmarks/results/soak_memory.json.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import gc
-import json
-import os
-import shutil
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
-RATE = 16_000
-BLOCK = RATE // 10
-SENTENCES = ["hello world", "the quick brown fox jumps over the lazy dog", "speech recognition in real time",
-             "captions for everyone", "one two three four five six", "a long running service must not leak"]
+import _common
+from _common import BLOCK, loop_audio, release_free_memory, rss_bytes
 
-
-def malloc_trim() -> bool:
-    """Return freed heap pages to the OS (glibc); False where unavailable."""
-    try:
-        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
+RESULTS = _common.RESULTS
+RATE = _common.SAMPLE_RATE
 
 
 def rss_mb() -> float:
     """Resident set size of this process in MiB."""
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def load(name: str):
-    """The model to soak: a checkpoint name/path, or 'tiny' for a random tiny checkpoint."""
-    from xlsr_live.model import load_model
-
-    if name != "tiny":
-        return load_model(name)
-    from xlsr_live.model.testing import write_random_checkpoint
-
-    return load_model(write_random_checkpoint(Path(tempfile.mkdtemp(prefix="soak-tiny-"))))
-
-
-def loop_audio(seed: int = 0) -> np.ndarray:
-    """About a minute of speech (or noise bursts) and pauses, 16 kHz float32, to loop."""
-    from xlsr_live.audio import resample
-
-    rng = np.random.default_rng(seed)
-    pieces = []
-    while sum(p.size for p in pieces) < 60 * RATE:
-        text = SENTENCES[len(pieces) % len(SENTENCES)]
-        if shutil.which("espeak-ng"):
-            wav = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
-            speech = resample(np.frombuffer(wav[44:], "<i2").astype(np.float32) / 32768, 22_050)
-        else:
-            speech = (0.2 * rng.standard_normal(int(rng.uniform(1, 4) * RATE))).astype(np.float32)
-        pieces += [speech, np.zeros(int(rng.uniform(0.3, 2.0) * RATE), np.float32)]
-    return np.concatenate(pieces)
+    return rss_bytes() / 2**20
 
 
 def sample(minute: int, finals: int, started: float) -> dict:
@@ -80,8 +35,7 @@ def sample(minute: int, finals: int, started: float) -> dict:
     number of live Python objects: growth in `rss_trimmed_mb` or `objects` is a leak, growth in
     `rss_mb` alone is allocator fragmentation."""
     raw = rss_mb()
-    gc.collect()
-    malloc_trim()
+    release_free_memory()
     point = {"minute": minute, "rss_mb": round(raw, 2), "rss_trimmed_mb": round(rss_mb(), 2),
              "objects": len(gc.get_objects()), "wall_s": round(time.perf_counter() - started, 1), "finals": finals}
     print(f"minute {minute:4d}  rss {point['rss_mb']:8.1f} MiB  trimmed {point['rss_trimmed_mb']:8.1f} MiB  "
@@ -112,7 +66,7 @@ def soak(model, minutes: int, clip: np.ndarray) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="demo", help="checkpoint, hub id, 'demo' or 'tiny' (random)")
+    parser.add_argument("--model", default="demo", help=_common.MODEL_HELP)
     parser.add_argument("--minutes", type=int, default=60, help="simulated minutes of audio")
     parser.add_argument("--warmup-minutes", type=int, default=5, help="minutes before the baseline sample")
     parser.add_argument("--limit-mb", type=float, default=10.0, help="allowed growth after warm-up")
@@ -120,7 +74,9 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.warmup_minutes < args.minutes:
         raise ValueError(f"--warmup-minutes {args.warmup_minutes} must be in 1..{args.minutes - 1}")
-    model = load(args.model)
+    from xlsr_live.model import load_model
+
+    model = load_model(_common.model_path(args.model))
     result = soak(model, args.minutes, loop_audio())
     curve = result["curve"]
     warm = curve[args.warmup_minutes - 1]
@@ -142,8 +98,7 @@ def main() -> None:
           f"{peak_growth} | {summary['trimmed_growth_mb']} | {summary['object_growth']} | {result['finals']} | "
           f"{result['wall_s']} |")
     print("PASS" if summary["pass"] else f"FAIL: growth above {args.limit_mb} MiB")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(dict(summary, curve=curve), indent=2) + "\n")
+    _common.write_json(args.out, dict(summary, curve=curve))
 
 
 if __name__ == "__main__":

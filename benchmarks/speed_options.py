@@ -19,40 +19,21 @@ always resumes them (SIGCONT). Writes benchmarks/results/speed_options_<model>.j
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import signal
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
+import _common
 import heldout
-from offline_rtf import cpu_flags
+from _common import BLOCK, cpu_flags
 
-RESULTS = Path(__file__).resolve().parent / "results"
-BLOCK = 1_600  # 100 ms at 16 kHz
+RESULTS = _common.RESULTS
 DEFAULT_OPTIONS = ["fp32", "fp32+fused", "bf16", "int8", "fp32+left2000", "fp32+left1000", "fp32+kv",
                    "int8+kv", "int8+left1000", "int8+kv+left1000", "int8+kv+fused"]
-TRAINING = "train.py --run"
-
-
-@contextlib.contextmanager
-def training_paused(enabled: bool):
-    """SIGSTOP the background training job for the duration of the block; always SIGCONT it."""
-    if not enabled:
-        yield
-        return
-    subprocess.run(["pkill", "-STOP", "-f", TRAINING], check=False)
-    try:
-        yield
-    finally:
-        subprocess.run(["pkill", "-CONT", "-f", TRAINING], check=False)
-
-
 def parse_option(name: str) -> dict:
     """'int8+kv+left1000+fused+t1' -> {dtype, context, left_context_ms, fuse_qkv, threads}."""
     parts = name.split("+")
@@ -101,7 +82,7 @@ def stream(model, audio: np.ndarray, spec: dict, pause: bool) -> tuple[str, floa
     torch.set_num_threads(spec["threads"] or threads)
     finals, peak = [], 0
     try:
-        with training_paused(pause):
+        with _common.paused(pause):
             started, cpu = time.perf_counter(), time.process_time()
             for index in range(0, audio.size, BLOCK):
                 events = recognizer.feed(audio[index:index + BLOCK])
@@ -114,22 +95,11 @@ def stream(model, audio: np.ndarray, spec: dict, pause: bool) -> tuple[str, floa
     return " ".join(finals), spent, cpu, peak
 
 
-def make_pipeline(path: str):
-    """transformers' offline chunked pipeline, built as in benchmarks/offline_rtf.py."""
-    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC, pipeline
-
-    model = Wav2Vec2ForCTC.from_pretrained(path).eval()
-    return pipeline("automatic-speech-recognition", model=model,
-                    tokenizer=Wav2Vec2CTCTokenizer(f"{path}/vocab.json"),
-                    feature_extractor=Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True),
-                    device="cpu")
-
-
 def pipeline_seconds(asr, audio: np.ndarray, pause: bool) -> tuple[float, float]:
     """(wall s, process CPU s) of one pipeline run (chunk_length_s=10, stride_length_s=(4, 2))."""
     import torch
 
-    with training_paused(pause), torch.inference_mode():
+    with _common.paused(pause), torch.inference_mode():
         started, cpu = time.perf_counter(), time.process_time()
         asr(audio, chunk_length_s=10, stride_length_s=(4, 2))
         return time.perf_counter() - started, time.process_time() - cpu
@@ -144,8 +114,9 @@ def quality(hypothesis: str, reference: str) -> dict:
 def run_options(args, audio: np.ndarray, reference: str) -> tuple[list[dict], dict | None]:
     """Interleaved repeats of every option (and the pipeline); rows with median RTF, state, quality."""
     specs = {name: parse_option(name) for name in args.options}
-    models = Models(args.model)
-    asr = make_pipeline(args.model) if args.pipeline else None
+    path = _common.model_path(args.model)
+    models = Models(path)
+    asr = _common.transformers_pipeline(path) if args.pipeline else None
     times = {name: [] for name in list(specs) + ["pipeline"]}
     cpus = {name: [] for name in times}
     texts, peaks = {}, {}
@@ -208,11 +179,12 @@ def micro(args) -> dict:
     from xlsr_live.model import load_model
     from xlsr_live.model.quantize import quantize_int8
 
-    base = load_model(args.model).model
+    path = _common.model_path(args.model)
+    base = load_model(path).model
     fused = copy.deepcopy(base)
     fused.fuse_qkv()
     variants = {"fp32": (base, False), "fp32 fused": (fused, False), "fp32 all-true mask": (base, True),
-                "bf16": (load_model(args.model, dtype="bf16").model, False),
+                "bf16": (load_model(path, dtype="bf16").model, False),
                 "int8": (quantize_int8(copy.deepcopy(base)), False),
                 "int8 fused": (quantize_int8(copy.deepcopy(fused)), False)}
     channels = base.config.conv_dim[-1]
@@ -224,7 +196,7 @@ def micro(args) -> dict:
         for threads in (1, 2):
             torch.set_num_threads(threads)
             samples = {name: [] for name in variants}
-            with training_paused(args.pause_training), torch.inference_mode():
+            with _common.paused(args.pause_training), torch.inference_mode():
                 for name, (model, masked) in variants.items():
                     model.encode_features(x16 if name == "bf16" else x, mask if masked else None)  # warm-up
                 for _ in range(args.micro_repeats):
@@ -241,7 +213,7 @@ def micro(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="demo")
+    parser.add_argument("--model", default="demo", help=_common.MODEL_HELP)
     parser.add_argument("--minutes", type=float, default=3.0, help="held-out recording length (1 or 3 cached)")
     parser.add_argument("--options", nargs="+", default=DEFAULT_OPTIONS)
     parser.add_argument("--repeats", type=int, default=1)
@@ -270,9 +242,7 @@ def main() -> None:
             print(f"transformers pipeline (chunk 10 s, stride 4/2): RTF {pipe['rtf']}, CPU RTF {pipe['cpu_rtf']}; "
                   "/pipe = streaming time / pipeline time")
         print_rows(rows, args.speed_only)
-    out = Path(args.out or RESULTS / f"speed_options_{name}{'_micro' if args.micro else ''}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    _common.write_json(args.out or RESULTS / f"speed_options_{name}{'_micro' if args.micro else ''}.json", report)
 
 
 if __name__ == "__main__":

@@ -25,25 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from capacity import TRAINING, paused  # noqa: E402
-
-
-def environment() -> dict:
-    """Subprocess environment that imports this checkout's xlsr_live."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
+import _common
+from _common import ROOT, TRAINING, checkout_env, paused
 
 
 def first_partial_seconds(command: list[str]) -> float:
     """Wall seconds from spawning `command` to its first JSON line of type partial."""
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env=environment(), cwd=ROOT)
+                            env=checkout_env(), cwd=ROOT)
     try:
         for line in proc.stdout:
             if json.loads(line).get("type") == "partial":
@@ -57,7 +47,7 @@ def first_partial_seconds(command: list[str]) -> float:
 def exit_seconds(code: str) -> float:
     """Wall seconds of `python -c CODE` (an import floor)."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, env=environment(), cwd=ROOT)
+    subprocess.run([sys.executable, "-c", code], check=True, env=checkout_env(), cwd=ROOT)
     return time.perf_counter() - started
 
 
@@ -76,7 +66,8 @@ def measure(args) -> dict:
     """All timings, each the median of `args.runs`."""
     path = Path(args.file) if args.file else default_file()
     base = [sys.executable, "-m", "xlsr_live.cli"] if args.command == "module" else [args.command]
-    command = base + ["transcribe", str(path), "--stream", "--format", "jsonl", "--model", args.model]
+    command = base + ["transcribe", str(path), "--stream", "--format", "jsonl",
+                      "--model", _common.model_path(args.model)]
     if args.threads:
         command += ["--threads", str(args.threads)]
     first_partial_seconds(command)  # warm the page cache (model file, torch libraries)
@@ -89,21 +80,20 @@ def measure(args) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="demo")
+    parser.add_argument("--model", default="demo", help=_common.MODEL_HELP)
     parser.add_argument("--file", default=None, help="audio file (default: 10 s of the held-out recording)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="pass --threads N to the command")
     parser.add_argument("--command", default="module", help="'module' (python -m xlsr_live.cli) or a path")
     parser.add_argument("--pause-training", action="store_true", help=f"SIGSTOP '{TRAINING}' while measuring")
-    parser.add_argument("--out", default=str(RESULTS / "startup.json"))
+    parser.add_argument("--out", default=str(_common.RESULTS / "startup.json"))
     args = parser.parse_args(argv)
-    with paused(TRAINING if args.pause_training else None):
+    with paused(args.pause_training):
         report = measure(args)
     report.update(model=args.model, loadavg_1m_after=round(os.getloadavg()[0], 2))
     for name, value in report["median_s"].items():
         print(f"{name:<15}{value:>8.3f} s   runs {report['runs'][name]}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
+    _common.write_json(args.out, report)
 
 
 if __name__ == "__main__":

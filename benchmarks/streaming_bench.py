@@ -4,7 +4,9 @@ For each window configuration the file is fed in 100 ms blocks on a simulated re
 block i arrives at (i + 1) * 100 ms, and each feed() starts when its block has arrived and the
 previous feed() has finished, taking its measured wall time. An event is emitted when the feed()
 that produced it finishes, so latencies include the model's compute time (and queueing when a
-configuration is slower than real time).
+configuration is slower than real time). `--clock cpu` charges each feed() the CPU time of the
+calling thread instead of its wall time (with `--threads 1`: the compute a free core would spend;
+on a shared machine wall time also counts other processes' turns).
 
     python benchmarks/streaming_bench.py [--model demo] [--minutes 3] [--configs 1000/3000/400 ...]
 
@@ -18,87 +20,19 @@ benchmarks/results/streaming.json.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
-import numpy as np
 import soundfile
 
+import _common
 import heldout
+from _common import percentiles, simulate, word_latencies
 
-RESULTS = Path(__file__).resolve().parent / "results"
-BLOCK_MS = 100
-
-
-def simulate(model, audio: np.ndarray, options) -> tuple[list[tuple[float, object]], float]:
-    """Feed blocks on a simulated real-time clock; (emission time, event) pairs and compute seconds."""
-    from xlsr_live.streaming.recognizer import StreamingRecognizer
-
-    recognizer = StreamingRecognizer(model, options)
-    block = 16 * BLOCK_MS
-    clock, compute, emitted = 0.0, 0.0, []
-    for index in range(0, audio.size, block):
-        arrival = (index + block) / 16_000
-        started = time.perf_counter()
-        events = recognizer.feed(audio[index : index + block])
-        spent = time.perf_counter() - started
-        clock = max(clock, arrival) + spent
-        compute += spent
-        emitted += [(clock, e) for e in events]
-    started = time.perf_counter()
-    events = recognizer.flush()
-    spent = time.perf_counter() - started
-    emitted += [(max(clock, audio.size / 16_000) + spent, e) for e in events]
-    return emitted, compute + spent
+RESULTS = _common.RESULTS
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
-def word_times(emitted) -> list[dict]:
-    """Per final word: audio span, and emission times of its first partial, stable commit, final."""
-    rows, pending = [], []
-    for when, event in emitted:
-        if event.type == "partial":
-            pending.append((when, event))
-            continue
-        if event.type != "final":
-            continue
-        words = event.text.split()
-        for k, word in enumerate(event.words):
-            covered = len(" ".join(words[: k + 1]))
-            first = next((t for t, p in pending if len(p.text.split()) > k and p.text.split()[k] == words[k]), when)
-            stable = next((t for t, p in pending if len(p.stable) >= covered), when)
-            rows.append({"word": word.word, "start": word.start, "end": word.end,
-                         "first_partial": first, "stable": stable, "final": when})
-        pending = []
-    return rows
-
-
-def word_latencies(emitted) -> dict:
-    """Per final word: time to first appearance in a partial and to becoming stable; flicker."""
-    flicker, partials, violations = 0, 0, 0
-    previous_text, previous_stable = "", ""
-    for _, event in emitted:
-        if event.type == "partial":
-            partials += 1
-            flicker += not event.text.startswith(previous_text)
-            violations += not event.stable.startswith(previous_stable)
-            previous_text, previous_stable = event.text, event.stable
-        elif event.type == "final":
-            violations += not event.text.startswith(previous_stable)
-            previous_text, previous_stable = "", ""
-    rows = word_times(emitted)
-    return {"first_partial": [r["first_partial"] - r["end"] for r in rows],
-            "stable": [r["stable"] - r["end"] for r in rows], "flicker_rate": flicker / max(partials, 1),
-            "partials": partials, "stable_rewrites": violations}
-
-
-def percentiles(values: list[float]) -> dict:
-    if not values:
-        return {"p50": None, "p95": None}
-    return {"p50": round(float(np.percentile(values, 50)), 3), "p95": round(float(np.percentile(values, 95)), 3)}
-
-
-def run_config(model, audio, spec: str, offline_text: str, reference: str) -> dict:
+def run_config(model, audio, spec: str, offline_text: str, reference: str, timer=time.perf_counter) -> dict:
     import jiwer
 
     from xlsr_live.streaming.options import StreamingOptions, WindowOptions
@@ -110,7 +44,7 @@ def run_config(model, audio, spec: str, offline_text: str, reference: str) -> di
     context = "kv_cache" if len(parts) == 4 else "recompute"
     options = StreamingOptions(window=WindowOptions(chunk_ms=chunk, left_context_ms=left, lookahead_ms=ahead,
                                                     context=context))
-    emitted, compute = simulate(model, audio, options)
+    emitted, compute = simulate(model, audio, options, timer)
     streamed = " ".join(e.text for _, e in emitted if e.type == "final" and e.text)
     lat = word_latencies(emitted)
     return {"config": spec, "rtf": round(compute / (audio.size / 16_000), 4),
@@ -130,23 +64,30 @@ def main() -> None:
     from xlsr_live.offline import transcribe_array
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="demo")
+    parser.add_argument("--model", default="demo", help=_common.MODEL_HELP)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--configs", nargs="+", default=["1000/3000/400", "500/2000/300", "1000/1000/400",
                                                          "2000/3000/400", "1000/3000/0"],
                         help="chunk/left-context/lookahead in ms; a /kv suffix caches the left context's keys/values")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="time a feed() by wall time or by the calling thread's CPU time")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", default=str(RESULTS / "streaming.json"))
     args = parser.parse_args()
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     path, segments = heldout.load(args.minutes)
     audio, _ = soundfile.read(path, dtype="float32")
-    model = load_model(args.model, dtype=args.dtype)
+    model = load_model(_common.model_path(args.model), dtype=args.dtype)
     reference = " ".join(s["text"] for s in segments)
     started = time.perf_counter()
     offline = transcribe_array(model, audio).text
     offline_rtf = (time.perf_counter() - started) / (audio.size / 16_000)
-    rows = [run_config(model, audio, spec, offline, reference) for spec in args.configs]
-    report = {"model": args.model, "dtype": args.dtype, "audio_s": round(audio.size / 16_000, 1),
+    rows = [run_config(model, audio, spec, offline, reference, CLOCKS[args.clock]) for spec in args.configs]
+    report = {"model": args.model, "dtype": args.dtype, "clock": args.clock, "threads": args.threads, "audio_s": round(audio.size / 16_000, 1),
               "offline": {"rtf": round(offline_rtf, 4), "wer_vs_reference": round(jiwer.wer(reference, offline), 4),
                           "cer_vs_reference": round(jiwer.cer(reference, offline), 4)},
               "configs": rows}
@@ -160,8 +101,7 @@ def main() -> None:
         settled = f"{sp['p50']}/{sp['p95']}"
         print(f"{r['config']:<18}{r['rtf']:>7}{r['wer_vs_offline']:>8}{r['cer_vs_offline']:>8}{r['wer_vs_reference']:>8}"
               f"{r['cer_vs_reference']:>8}{first:>16}{settled:>17}{r['flicker_rate']:>9}{r['stable_rewrites']:>9}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2))
+    _common.write_json(args.out, report)
 
 
 if __name__ == "__main__":

@@ -84,3 +84,32 @@ def wordy_model(tiny_model_dir, speech_audio, tmp_path_factory):
     weights["lm_head.bias"] = bias.contiguous()
     save_file(weights, str(directory / "model.safetensors"))
     return load_model(directory)
+
+
+LM_CORPUS = ["hello world", "hello there", "the world is big", "say hello to the world"]
+
+
+@pytest.fixture(scope="session")
+def lm_checkpoint(tmp_path_factory):
+    """A tiny random checkpoint with a language_model/ folder (a bigram ARPA of LM_CORPUS, alpha 1,
+    beta 0.5) written by pyctcdecode's own LanguageModel.save_to_dir, as checkpoints ship them."""
+    pytest.importorskip("pyctcdecode")
+    kenlm = pytest.importorskip("kenlm")
+    from pyctcdecode.language_model import LanguageModel
+
+    from xlsr_live.decoding.testing import write_arpa
+
+    directory = write_random_checkpoint(tmp_path_factory.mktemp("with_lm"))
+    arpa = write_arpa(tmp_path_factory.mktemp("arpa") / "bigram.arpa", [s.split() for s in LM_CORPUS])
+    unigrams = sorted({w for s in LM_CORPUS for w in s.split()})
+    (directory / "language_model").mkdir()
+    LanguageModel(kenlm.Model(str(arpa)), unigrams, alpha=1.0, beta=0.5).save_to_dir(str(directory / "language_model"))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def lm_model(lm_checkpoint):
+    """The checkpoint with a language model, loaded by xlsr-live."""
+    from xlsr_live.model import load_model
+
+    return load_model(lm_checkpoint)

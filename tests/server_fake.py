@@ -126,3 +126,15 @@ async def drain(ws) -> list[dict]:
     except ConnectionClosed:  # raised for close codes other than 1000/1001
         pass
     return messages
+
+
+def http_status(url):
+    """Status of a GET."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            return reply.status
+    except urllib.error.HTTPError as exc:
+        return exc.code

@@ -1,13 +1,8 @@
 """benchmarks/capacity.py helpers: latency definition, completeness, level bookkeeping, fake-server run."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-import capacity  # noqa: E402
-import capacity_clients as cc  # noqa: E402
-from server_fake import FakeEngine, level_audio, run_server  # noqa: E402
+import capacity
+import capacity_clients as cc
+from server_fake import FakeEngine, level_audio, run_server
 
 
 def test_sent_time_picks_the_block_holding_the_time():

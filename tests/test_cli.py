@@ -69,13 +69,16 @@ def test_missing_model_exit_code(tmp_path, capsys):
 
 def test_stream_jsonl_matches_engine(tmp_path, tiny_model_dir, tiny_model, capsys):
     """--stream --format jsonl prints the engine's events, ending with a final per utterance."""
+    from xlsr_live.defaults import RecognizerOptions, load_recognizer
     from xlsr_live.file_stream import stream_file
     from xlsr_live.streaming.events import event_to_dict
 
     path = _write(tmp_path / "a.wav", seconds=2.0, rate=16_000)
-    assert main(["transcribe", path, "--model", str(tiny_model_dir), "--stream", "--format", "jsonl"]) == 0
+    assert main(["transcribe", path, "--model", str(tiny_model_dir), "--device", "cpu", "--stream",
+                 "--format", "jsonl"]) == 0
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    expected = [json.loads(json.dumps(event_to_dict(e))) for e in stream_file(tiny_model, path)]
+    setup = load_recognizer(RecognizerOptions(model=str(tiny_model_dir), device="cpu"))
+    expected = [json.loads(json.dumps(event_to_dict(e))) for e in stream_file(setup.model, path, setup.streaming)]
     assert printed == expected
     assert printed and printed[-1]["type"] == "final"
 

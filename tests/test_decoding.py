@@ -93,7 +93,7 @@ def test_decoders_implement_the_protocol():
 def test_beam_without_pyctcdecode_names_the_extra(monkeypatch):
     """Beam search without pyctcdecode (or an LM without kenlm): one error naming the install line."""
     from xlsr_live.decoding import DecoderFactory, DecoderOptions
-    from xlsr_live.decoding.beam import MissingExtraError
+    from xlsr_live.decoding.extras import MissingExtraError
 
     monkeypatch.setitem(sys.modules, "pyctcdecode", None)  # import fails as if not installed
     with pytest.raises(MissingExtraError, match=r"xlsr-live\[beam\].*--no-deps pyctcdecode==0\.5\.0") as caught:

@@ -47,7 +47,7 @@ def test_our_loader_matches_transformers():
     from xlsr_live.model import load_model
 
     x, _ = sf.read(os.path.join(DEMO, "example.wav"), dtype="float32")
-    ours = load_model("demo")
+    ours = load_model("demo", dtype="float32")
     reference = transformers.Wav2Vec2ForCTC.from_pretrained(DEMO).eval()
     wave = torch.from_numpy(ours.preprocessing.normalize(x))[None]
     with torch.inference_mode():
@@ -93,7 +93,7 @@ def test_our_offline_transcript_equals_the_transformers_pipeline(example):
     from xlsr_live.model import load_model
     from xlsr_live.offline import transcribe_file
 
-    ours = transcribe_file(load_model("demo"), os.path.join(DEMO, "example.wav")).text
+    ours = transcribe_file(load_model("demo", dtype="float32"), os.path.join(DEMO, "example.wav")).text
     reference = transformers.pipeline("automatic-speech-recognition", model=DEMO, device="cpu")(example[0])["text"]
     assert ours and ours == reference
 
@@ -106,7 +106,7 @@ def test_our_streaming_final_is_as_accurate_as_offline(example):
     from xlsr_live.offline import transcribe_array
     from xlsr_live.file_stream import stream_file
 
-    model = load_model("demo")
+    model = load_model("demo", dtype="float32")
     offline = transcribe_array(model, example[0]).text
     streamed = " ".join(e.text for e in stream_file(model, os.path.join(DEMO, "example.wav"))
                         if e.type == "final" and e.text)

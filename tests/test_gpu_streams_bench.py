@@ -1,18 +1,13 @@
 """benchmarks/gpu_streams.py on CPU: FLOP counts, bucketed forwards equal the engine's batches."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-import gpu_streams  # noqa: E402
-from xlsr_live.model.config import Wav2Vec2Config  # noqa: E402
-from xlsr_live.model.testing import XLSR_53  # noqa: E402
-from xlsr_live.streaming.recognizer import StreamingRecognizer  # noqa: E402
-from xlsr_live.streaming.windows import run_jobs  # noqa: E402
+import gpu_streams
+from xlsr_live.model.config import Wav2Vec2Config
+from xlsr_live.model.testing import XLSR_53
+from xlsr_live.streaming.recognizer import StreamingRecognizer
+from xlsr_live.streaming.windows import run_jobs
 
 
 def test_window_flops_of_xlsr53_match_a_hand_count():
@@ -56,3 +51,15 @@ def test_bucket_runner_eager_matches_run_jobs(tiny_model, speech_audio):
     for mine, theirs, job in zip(ours, reference, jobs):
         assert mine.shape == (job.num_frames, tiny_model.config.vocab_size)
         torch.testing.assert_close(mine, torch.from_numpy(theirs), atol=1e-4, rtol=1e-4)
+
+
+def test_cpu_dry_run_with_the_defaults(tiny_model_dir, tmp_path):
+    """No flags but the device: int8 and kv_cache windows (xlsr-live's CPU defaults) stream in lock step."""
+    import json
+
+    out = tmp_path / "gpu_streams.json"
+    gpu_streams.main(["--device", "cpu", "--model", str(tiny_model_dir), "--streams", "2", "--seconds", "2",
+                      "--warmup-s", "0.5", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert (report["dtype"], report["mode"], report["chunk_ms"]) == ("int8", "eager", gpu_streams.DEFAULT_CHUNK_MS)
+    assert report["runs"][0]["streams"] == 2 and report["runs"][0]["steps_measured"] > 0

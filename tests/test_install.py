@@ -73,7 +73,7 @@ def test_lm_install_line_keeps_numpy_2(venv_pip, tmp_path):
 
 def test_install_lines_are_the_documented_ones():
     """The error message, the Makefile and docs/decoding.md give the same pyctcdecode install line."""
-    from xlsr_live.decoding.beam import BEAM_INSTALL, LM_INSTALL
+    from xlsr_live.decoding.extras import BEAM_INSTALL, LM_INSTALL
 
     docs = (ROOT / "docs" / "decoding.md").read_text(encoding="utf-8")
     assert BEAM_INSTALL in docs and LM_INSTALL in docs

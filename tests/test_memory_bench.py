@@ -1,20 +1,16 @@
 """Per-stream memory (benchmarks/memory.py helpers) and one model per server process."""
 
 import asyncio
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-import memory  # noqa: E402
-import xlsr_live.model  # noqa: E402
-from xlsr_live.client.stream import recognize, split_blocks  # noqa: E402
-from xlsr_live.server import cli as serve_cli  # noqa: E402
-from xlsr_live.server.app import SpeechServer  # noqa: E402
-from xlsr_live.server.options import ServerOptions  # noqa: E402
-from xlsr_live.streaming.recognizer import StreamingRecognizer  # noqa: E402
+import memory
+import xlsr_live.model
+from xlsr_live.client.stream import recognize, split_blocks
+from xlsr_live.server import cli as serve_cli
+from xlsr_live.server.app import SpeechServer
+from xlsr_live.server.options import ServerOptions
+from xlsr_live.streaming.recognizer import StreamingRecognizer
 
 MIB = 2**20
 

@@ -1,15 +1,10 @@
 """benchmarks/plots.py: per-word emission times and utterance spans from an event timeline."""
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-import plots  # noqa: E402
-from xlsr_live.ctc import Word  # noqa: E402
-from xlsr_live.streaming.events import Final, Partial, SpeechEnd, SpeechStart  # noqa: E402
+import plots
+from xlsr_live.ctc import Word
+from xlsr_live.streaming.events import Final, Partial, SpeechEnd, SpeechStart
 
 EMITTED = [
     (0.1, SpeechStart(0.0)),

@@ -56,11 +56,15 @@ def test_serve_parser_builds_server_options():
 
 def test_serve_parser_window_flags_reach_streaming_options():
     """--chunk-ms, --left-context-ms and --context change only the engine's window options."""
+    from xlsr_live.defaults import DEFAULT_CHUNK_MS, DEFAULT_LOOKAHEAD_MS
+
     args = serve_cli.build_parser().parse_args(["--left-context-ms", "1000", "--context", "kv_cache"])
-    window = serve_cli.streaming_options(args).window
-    assert (window.chunk_ms, window.left_context_ms, window.lookahead_ms, window.context) == (1000, 1000, 400, "kv_cache")
+    options = serve_cli.recognizer_options(args)
+    window = options.window_options(options.context)
+    assert (window.chunk_ms, window.left_context_ms, window.lookahead_ms, window.context) == (
+        DEFAULT_CHUNK_MS, 1000, DEFAULT_LOOKAHEAD_MS, "kv_cache")
     with pytest.raises(ValueError, match="left_context_ms"):
-        serve_cli.streaming_options(serve_cli.build_parser().parse_args(["--left-context-ms", "1001"]))
+        serve_cli.recognizer_options(serve_cli.build_parser().parse_args(["--left-context-ms", "1001"]))
 
 
 def test_client_cli_streams_file_and_prints_jsonl(tiny_model, speech_wav):

@@ -42,7 +42,8 @@ def test_healthz_metrics_and_page():
         return [await asyncio.to_thread(http_get, base + path) for path in ("/healthz", "/metrics", "/", "/nope")]
 
     health, metrics, page, missing = run_server(FakeEngine(), client)
-    assert health[0] == 200 and json.loads(health[2]) == {"status": "ok", "active_sessions": 0, "busy": False}
+    assert health[0] == 200 and json.loads(health[2]) == {"status": "ok", "active_sessions": 0, "busy": False,
+                                                      "max_sessions": 64, "recognizer": {}}
     assert metrics[0] == 200 and metrics[1].startswith("text/plain; version=0.0.4")
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for family in text_string_to_metric_families(metrics[2]) for s in family.samples}

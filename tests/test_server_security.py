@@ -4,14 +4,12 @@ import asyncio
 import json
 import logging
 import sys
-import urllib.error
-import urllib.request
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from server_fake import FakeEngine, level_audio, run_server
+from server_fake import FakeEngine, http_status, level_audio, run_server
 from xlsr_live.server.app import SpeechServer
 from xlsr_live.server.engine import ModelEngine
 from xlsr_live.server.options import ServerOptions, exposure_warning, is_loopback
@@ -143,15 +141,6 @@ async def vosk_outcome(url, config):
         except ConnectionClosed:
             pass
     return len(replies), ws.close_code
-
-
-def http_status(url):
-    """Status of a GET."""
-    try:
-        with urllib.request.urlopen(url, timeout=30) as reply:
-            return reply.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def test_no_client_message_opens_a_path(tiny_model, tmp_path, touched):

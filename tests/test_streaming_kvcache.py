@@ -232,3 +232,27 @@ def test_positional_conv_new_frames_only(tiny_model, left):
         padded = torch.cat([torch.zeros(2, 8 - left, hidden.shape[2]), hidden], dim=1)
         with torch.inference_mode():
             torch.testing.assert_close(got, conv(padded)[:, 8:], rtol=1e-5, atol=1e-5)
+
+
+def test_cached_windows_padded_to_frame_buckets_exactly(tiny_model, speech_audio, monkeypatch):
+    """kv_cache inputs (left frames, new frames, cached keys/values) are bucketed; real rows unchanged."""
+    from xlsr_live.streaming import kvcache
+
+    windows = committed_logits(tiny_model, speech_audio[:SAMPLE_RATE * 3], KV)
+    job = next(job for job, _ in windows[2:] if job.features.shape[0] % 10)  # odd lengths: a short last window
+    shapes, encode = [], tiny_model.model.encode_features
+
+    def spy(features, mask=None, cache=None):
+        shapes.append((features.shape[1], cache.left, cache.past_frames))
+        return encode(features, mask, cache)
+
+    monkeypatch.setattr(tiny_model.model, "encode_features", spy)
+    bucketed = run_jobs(tiny_model, [job])[0]
+    monkeypatch.setattr(kvcache, "FRAME_BUCKET", 1)
+    exact = run_jobs(tiny_model, [job])[0]
+    (total, left, past), unpadded = shapes
+    assert left % 10 == 0 and (total - left) % 10 == 0 and past % 10 == 0
+    assert unpadded == (job.left_features.shape[0] + job.features.shape[0], job.left_features.shape[0],
+                        job.memory[0][0].shape[1])
+    assert total > unpadded[0]
+    np.testing.assert_allclose(bucketed, exact, rtol=1e-4, atol=1e-4)

@@ -52,13 +52,9 @@ class OfflineOptions:
     def chunk_samples(self) -> int:
         return self.chunk_ms * MS
 
-    @property
-    def left_frames(self) -> int:
-        return self.left_stride_ms * MS // SAMPLES_PER_FRAME
-
-    @property
-    def right_frames(self) -> int:
-        return self.right_stride_ms * MS // SAMPLES_PER_FRAME
+    def stride_frames(self, hop_samples: int = SAMPLES_PER_FRAME) -> tuple[int, int]:
+        """(left, right) strides in frames of `hop_samples` samples (320; w2v-BERT adapters: 640)."""
+        return self.left_stride_ms * MS // hop_samples, self.right_stride_ms * MS // hop_samples
 
     @property
     def step_samples(self) -> int:
@@ -79,19 +75,21 @@ def iter_window_logits(
 ) -> Iterator[np.ndarray]:
     """Yield the kept logits (frames, vocab) of consecutive windows; frames are contiguous."""
     chunk, step = options.chunk_samples, options.step_samples
+    hop = model.config.hop_samples
+    left, right = options.stride_frames(hop)
     buffer = np.zeros(0, dtype=np.float32)  # audio from the current window start on
     first = True
     for block in blocks:
         buffer = np.concatenate([buffer, block])  # grows to at most chunk + one block
         while buffer.size > chunk:  # more audio follows this window: it is not the last one
             logits = model.logits(buffer[:chunk])
-            start = 0 if first else options.left_frames
-            yield logits[start : chunk // SAMPLES_PER_FRAME - options.right_frames]
+            start = 0 if first else left
+            yield logits[start : chunk // hop - right]
             buffer = buffer[step:]
             first = False
     if buffer.size:
         logits = model.logits(buffer)
-        yield logits[0 if first else options.left_frames :]
+        yield logits[0 if first else left :]
 
 
 def transcribe_blocks(
@@ -114,7 +112,7 @@ def transcribe_blocks(
 
     for logits in iter_window_logits(model, counted(blocks), options):
         decoder.advance(logits)
-    words = runs_to_words(decoder.runs, model.vocab)
+    words = runs_to_words(decoder.runs, model.vocab, frames_per_second=SAMPLE_RATE / model.config.hop_samples)
     return Transcript(normalize_text(runs_text(decoder.runs, model.vocab)), tuple(words),
                       samples / SAMPLE_RATE)
 

@@ -1,7 +1,4 @@
-"""`xlsr-live client`: stream files or the microphone to a server, print partials and finals live.
-
-xlsr_live/cli.py adds the command with `add_arguments(subparsers.add_parser("client"))` and runs it with `run(args)`.
-"""
+"""`xlsr-live client`: stream files or the microphone to a server, print partials and finals live."""
 
 from __future__ import annotations
 
@@ -66,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--no-partials", action="store_true", help="ask for finals only")
     parser.add_argument("--hotword", action="append", default=[], help="boost a word (repeat)")
     parser.add_argument("--token", help="bearer token for the server")
+    parser.add_argument("--reconnect", action="store_true",
+                        help="when the server goes away (close 1001/1006/1012/1013), reconnect and resend the "
+                             "audio it did not confirm (e.g. to another replica behind a load balancer)")
     parser.add_argument("--mic-device", help="sounddevice input device (name or index)")
     parser.add_argument("--mic-rate", type=int, default=16_000, help="microphone sample rate (default 16000)")
     return parser
@@ -78,7 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def stream_all(args: argparse.Namespace, out: TextIO) -> list[StreamResult]:
     """Stream every file (one stream each, in order) or the microphone."""
+    from .resume import recognize_resuming
     from .stream import ClientOptions, recognize
+
+    async def one(url, blocks, options, on_message):
+        if not getattr(args, "reconnect", False):
+            return await recognize(url, blocks, options, on_message)
+        return (await recognize_resuming(url, blocks, options, on_message))[-1]  # how the stream ended
 
     base = ClientOptions(partials=not args.no_partials, hotwords=tuple(args.hotword), token=args.token)
     if args.mic:
@@ -88,14 +94,14 @@ async def stream_all(args: argparse.Namespace, out: TextIO) -> list[StreamResult
         import signal
 
         loop.add_signal_handler(signal.SIGINT, stop.set)
-        return [await recognize(args.url, mic_blocks(args.mic_rate, args.mic_device, stop), options,
+        return [await one(args.url, mic_blocks(args.mic_rate, args.mic_device, stop), options,
                                 CaptionPrinter(out, args.format, timestamps=True).event)]
     results = []
     for path in args.files:
         label = path if len(args.files) > 1 or args.format == "jsonl" else None
         if args.format == "text" and len(args.files) > 1:
             out.write(f"== {path}\n")
-        results.append(await recognize(args.url, file_blocks(path, args.speed), base,
+        results.append(await one(args.url, file_blocks(path, args.speed), base,
                                        CaptionPrinter(out, args.format, label=label, timestamps=True).event))
     return results
 
@@ -119,8 +125,10 @@ def run(args: argparse.Namespace, out: Optional[TextIO] = None) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point: `python -m xlsr_live.client.cli ...`."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from ..cli.options import configure_logging
+
     args = build_parser().parse_args(argv)
+    configure_logging("INFO")
     return run(args)
 
 

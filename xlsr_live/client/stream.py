@@ -80,6 +80,21 @@ async def _iterate(blocks: Blocks):
             yield block
 
 
+async def receive_all(websocket, sender: asyncio.Task, handle: Callable[[dict], None]) -> None:
+    """Pass every message (as a dict) to `handle` until the server closes; then stop `sender`."""
+    try:
+        async for raw in websocket:
+            handle(json.loads(raw))
+    except ConnectionClosed:
+        pass
+    finally:
+        sender.cancel()
+        try:
+            await sender
+        except (asyncio.CancelledError, ConnectionClosed):
+            pass
+
+
 async def recognize(url: str, blocks: Blocks, options: ClientOptions = ClientOptions(),
                     on_message: Optional[Callable[[dict], None]] = None) -> StreamResult:
     """Stream `blocks` (mono audio at options.sample_rate) and collect the server's messages.
@@ -97,21 +112,12 @@ async def recognize(url: str, blocks: Blocks, options: ClientOptions = ClientOpt
                 await websocket.send(encode(block, options.encoding))
             await websocket.send(json.dumps({"type": "end"}))
 
-        sender = asyncio.create_task(send_audio())
-        try:
-            async for raw in websocket:
-                message = json.loads(raw)
-                messages.append(message)
-                if on_message is not None:
-                    on_message(message)
-        except ConnectionClosed:
-            pass
-        finally:
-            sender.cancel()
-            try:
-                await sender
-            except (asyncio.CancelledError, ConnectionClosed):
-                pass
+        def handle(message: dict) -> None:
+            messages.append(message)
+            if on_message is not None:
+                on_message(message)
+
+        await receive_all(websocket, asyncio.create_task(send_audio()), handle)
     return StreamResult(tuple(messages), websocket.close_code, websocket.close_reason or "")
 
 

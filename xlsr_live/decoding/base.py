@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..constants import SAMPLES_PER_FRAME
 from ..ctc import Word
 
 
@@ -34,5 +35,6 @@ class UtteranceDecoder(Protocol):
     def advance(self, committed: np.ndarray, lookahead: np.ndarray) -> Hypothesis:
         """Commit frames `committed` (T, V) of logits; peek at `lookahead` (T', V)."""
 
-    def finish(self, start_sample: int) -> tuple[str, list[Word]]:
-        """Final text and words; `start_sample` (16 kHz stream samples) places frame 0 in time."""
+    def finish(self, start_sample: int, hop_samples: int = SAMPLES_PER_FRAME) -> tuple[str, list[Word]]:
+        """Final text and words; `start_sample` (16 kHz stream samples) places frame 0 in time,
+        `hop_samples` is the model's frame (320; w2v-BERT adapters: 640)."""

@@ -12,47 +12,21 @@ on long utterances.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from ..constants import FRAMES_PER_SECOND, SAMPLES_PER_FRAME
+from ..constants import SAMPLE_RATE, SAMPLES_PER_FRAME
 from ..ctc import Word, trailing_silence
 from .base import Hypothesis
+from .extras import import_pyctcdecode, require_kenlm
+from .lm import build_language_model, read_language_model
 from .options import DecoderOptions
 
 if TYPE_CHECKING:  # the vocabulary's package (model/) imports torch
     from ..model.tokenizer import CTCVocabulary
 
 log = logging.getLogger(__name__)
-
-# pyctcdecode 0.5.0's metadata pins numpy<2; it runs on numpy 2 (docs/decoding.md), so it is
-# installed without its dependencies, beside the extra that carries the one it needs
-BEAM_INSTALL = 'pip install "xlsr-live[beam]" && pip install --no-deps pyctcdecode==0.5.0'
-LM_INSTALL = 'pip install "xlsr-live[lm]" && pip install --no-deps pyctcdecode==0.5.0'
-
-
-class MissingExtraError(ImportError, ValueError):
-    """An optional package needed for the requested decoding is not installed (names the extra)."""
-
-
-def import_pyctcdecode():
-    """The pyctcdecode module, or MissingExtraError naming the install line."""
-    try:
-        import pyctcdecode
-    except ImportError as exc:
-        raise MissingExtraError(f"beam search needs pyctcdecode, which is not installed: {BEAM_INSTALL}") from exc
-    return pyctcdecode
-
-
-def require_kenlm() -> None:
-    """MissingExtraError naming the `lm` extra unless the kenlm module imports."""
-    try:
-        import kenlm  # noqa: F401
-    except ImportError as exc:
-        raise MissingExtraError(f"a KenLM language model needs the kenlm module, which is not installed: "
-                                f"{LM_INSTALL}") from exc
-
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise log-softmax in float64 for numeric headroom."""
@@ -79,21 +53,28 @@ class BeamAlphabet:
 
 
 def build_beam_decoder(alphabet: BeamAlphabet, options: DecoderOptions):
-    """pyctcdecode decoder (with KenLM if a path is given); MissingExtraError names a missing extra."""
+    """pyctcdecode decoder, with the KenLM model or `language_model/` folder of `options.kenlm_path`
+    if one is given; MissingExtraError names a missing extra, LanguageModelError a bad model."""
     pyctcdecode = import_pyctcdecode()
-    if options.kenlm_path is not None:
-        require_kenlm()
-    return pyctcdecode.build_ctcdecoder(alphabet.labels, kenlm_model_path=options.kenlm_path,
-                                        alpha=options.alpha, beta=options.beta)
+    if options.kenlm_path is None:
+        return pyctcdecode.build_ctcdecoder(alphabet.labels)
+    require_kenlm()
+    from pyctcdecode.alphabet import Alphabet
+    from pyctcdecode.decoder import BeamSearchDecoderCTC
+
+    return BeamSearchDecoderCTC(Alphabet.build_alphabet(alphabet.labels),
+                                build_language_model(read_language_model(options.kenlm_path), options))
 
 
 class BeamUtteranceDecoder:
     """Beam search for one utterance (an UtteranceDecoder)."""
 
-    def __init__(self, vocab: CTCVocabulary, options: DecoderOptions, decoder=None):
+    def __init__(self, vocab: CTCVocabulary, options: DecoderOptions, decoder=None,
+                 alphabet: Optional[BeamAlphabet] = None):
+        """`decoder`: a (shared) pyctcdecode decoder for `alphabet`'s labels, built here if None."""
         self.vocab = vocab
         self.options = options
-        self.alphabet = BeamAlphabet(vocab)
+        self.alphabet = alphabet if alphabet is not None else BeamAlphabet(vocab)
         self.decoder = decoder if decoder is not None else build_beam_decoder(self.alphabet, options)
         self.words: list[tuple[str, int, int, float]] = []  # committed (word, start, end frame, conf)
         self.base = 0  # utterance frame where the pending frames start
@@ -176,16 +157,17 @@ class BeamUtteranceDecoder:
         """True once any word is committed or hypothesised."""
         return bool(self.words) or bool(self._best_text)
 
-    def finish(self, start_sample: int) -> tuple[str, list[Word]]:
-        """Decode the pending frames; all words with absolute times (start_sample places frame 0)."""
+    def finish(self, start_sample: int, hop_samples: int = SAMPLES_PER_FRAME) -> tuple[str, list[Word]]:
+        """Decode the pending frames; all words with absolute times (start_sample places frame 0,
+        hop_samples is the model's frame)."""
         pending = np.concatenate(self._pending) if self._pending else np.zeros((0, len(self.alphabet.labels)))
         beams = self._decode(pending)
         words = list(self.words)
         if beams:
             for word, (start, end) in beams[0][2]:
                 words.append((word, self.base + start, self.base + end, word_confidence(pending, start, end)))
-        offset = start_sample / SAMPLES_PER_FRAME
-        out = [Word(w, (s + offset) / FRAMES_PER_SECOND, (e + offset) / FRAMES_PER_SECOND, c)
+        offset, per_second = start_sample / hop_samples, SAMPLE_RATE / hop_samples
+        out = [Word(w, (s + offset) / per_second, (e + offset) / per_second, c)
                for w, s, e, c in words]
         return " ".join(w.word for w in out), out
 

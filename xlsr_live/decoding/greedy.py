@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..constants import SAMPLES_PER_FRAME
+from ..constants import SAMPLE_RATE, SAMPLES_PER_FRAME
 from ..ctc import GreedyCTCDecoder, Word, normalize_text, runs_text, runs_to_words, trailing_silence
 from .base import Hypothesis
 
@@ -44,8 +44,10 @@ class GreedyUtteranceDecoder:
         """True once any non-delimiter character has been committed."""
         return bool(self._stable_raw.strip())
 
-    def finish(self, start_sample: int) -> tuple[str, list[Word]]:
-        """Final text and words; `start_sample` (16 kHz stream samples) places frame 0 in time."""
+    def finish(self, start_sample: int, hop_samples: int = SAMPLES_PER_FRAME) -> tuple[str, list[Word]]:
+        """Final text and words; `start_sample` (16 kHz stream samples) places frame 0 in time,
+        `hop_samples` is the model's frame."""
         text = normalize_text(self._stable_raw)
-        words = runs_to_words(self.decoder.runs, self.vocab, frame_offset=start_sample / SAMPLES_PER_FRAME)
+        words = runs_to_words(self.decoder.runs, self.vocab, frame_offset=start_sample / hop_samples,
+                              frames_per_second=SAMPLE_RATE / hop_samples)
         return text, words

@@ -7,25 +7,31 @@ from typing import Optional
 
 from ..validation import check
 
-DECODER_KINDS = ("greedy", "beam")
+DECODER_KINDS = ("auto", "greedy", "beam")
+DEFAULT_ALPHA = 0.5  # LM weight, unless the options or a language_model/attrs.json say otherwise
+DEFAULT_BETA = 1.0  # word insertion bonus, likewise
 
 
 @dataclasses.dataclass(frozen=True)
 class DecoderOptions:
-    """CTC decoding: "greedy" (incremental) or "beam" (pyctcdecode, optional KenLM and hotwords)."""
+    """CTC decoding: "greedy" (incremental), "beam" (pyctcdecode, optional KenLM and hotwords), or
+    "auto": beam search with the checkpoint's `language_model/` folder if it has one, else greedy.
 
-    kind: str = "greedy"
+    kenlm_path: a KenLM file (.arpa, .bin) or a `language_model/` folder (docs/decoding.md).
+    """
+
+    kind: str = "auto"
     beam_width: int = 16
     kenlm_path: Optional[str] = None
-    alpha: float = 0.5  # LM weight
-    beta: float = 1.0  # word insertion bonus
+    alpha: Optional[float] = None  # LM weight; None: attrs.json of the LM folder, else DEFAULT_ALPHA
+    beta: Optional[float] = None  # word insertion bonus; None: attrs.json, else DEFAULT_BETA
     hotwords: tuple[str, ...] = ()
     hotword_weight: float = 10.0
     max_beam_frames: int = 750  # frames re-decoded at most; older undecided frames are committed greedily
 
     def __post_init__(self) -> None:
-        check(self.kind in DECODER_KINDS, f"kind={self.kind!r} is not 'greedy' or 'beam'")
+        check(self.kind in DECODER_KINDS, f"kind={self.kind!r} is not one of {DECODER_KINDS}")
         check(isinstance(self.beam_width, int) and self.beam_width >= 1, f"beam_width={self.beam_width!r} must be >= 1")
-        check(self.kenlm_path is None or self.kind == "beam", f"kenlm_path={self.kenlm_path!r} needs kind='beam'")
+        check(self.kenlm_path is None or self.kind != "greedy", f"kenlm_path={self.kenlm_path!r} needs kind='beam'")
         check(isinstance(self.hotwords, tuple), f"hotwords={self.hotwords!r} must be a tuple of strings")
         check(self.max_beam_frames >= 50, f"max_beam_frames={self.max_beam_frames!r} must be >= 50")

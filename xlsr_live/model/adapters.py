@@ -104,6 +104,23 @@ def _adapter_modules(base: "LoadedModel", state: dict[str, torch.Tensor], config
     return modules
 
 
+class RowAdapters(nn.Module):
+    """One batch of streams in several languages: row i goes through its own language's module;
+    outputs narrower than the widest (CTC heads of smaller vocabularies) are zero padded."""
+
+    def __init__(self, choices: list[nn.Module], rows: list[int]):
+        super().__init__()
+        self.choices = nn.ModuleList(choices)
+        self.rows = [[i for i, choice in enumerate(rows) if choice == k] for k in range(len(choices))]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [module(x[rows]) for module, rows in zip(self.choices, self.rows)]  # (B_k, T, out_k)
+        y = x.new_zeros(x.shape[:-1] + (max(out.shape[-1] for out in outs),))
+        for out, rows in zip(outs, self.rows):
+            y[rows, ..., :out.shape[-1]] = out
+        return y
+
+
 class AdapterCache:
     """Per-language models over one base model, made on first use and kept (safe across threads)."""
 
@@ -129,6 +146,16 @@ class AdapterCache:
             if language not in self._models:
                 self._models[language] = self._make(base, language)
             return self._models[language]
+
+    def mixed(self, base: "LoadedModel", languages: list[str]) -> "LoadedModel":
+        """One model for a batch whose row i is in languages[i]: the base layers run once for all
+        rows, each row's adapters and CTC head are its language's (logits zero padded to the widest)."""
+        names = sorted(set(languages))
+        models = [self.model(base, name) for name in names]
+        rows = [names.index(language) for language in languages]
+        replacements = {path: RowAdapters([m.model.get_submodule(path) for m in models], rows)
+                        for path in adapter_paths(base.config)}
+        return dataclasses.replace(base, model=swap_modules(base.model, replacements), language=None)
 
     def _make(self, base: "LoadedModel", language: str) -> "LoadedModel":
         vocab = CTCVocabulary.from_directory(self.directory, language)

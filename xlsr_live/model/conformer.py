@@ -176,11 +176,17 @@ class SelfAttention(nn.Module):
         return scores * self.head_size ** -0.5
 
     def _relative_key_bias(self, q: torch.Tensor) -> torch.Tensor:
-        """Learned clipped-distance scores (B, h, T, T), already scaled."""
-        positions = torch.arange(q.shape[2], device=q.device)
+        """Learned clipped-distance scores (B, h, T, T), already scaled.
+
+        Each query meets only left_max + right_max + 1 distinct embeddings: score them once
+        (B, h, T, D) and gather per key, instead of transformers' (T, T, d) embedding tensor.
+        """
+        frames = q.shape[2]
+        positions = torch.arange(frames, device=q.device)
         distance = (positions[None, :] - positions[:, None]).clamp(-self.left_max, self.right_max)
-        embedding = self.distance_embedding(distance + self.left_max).to(q.dtype)  # (T, T, d)
-        return torch.einsum("bhld,lrd->bhlr", q, embedding) * self.head_size ** -0.5
+        scores = torch.matmul(q, self.distance_embedding.weight.to(q.dtype).t())  # (B, h, T, D)
+        index = (distance + self.left_max).expand(q.shape[0], q.shape[1], frames, frames)
+        return torch.gather(scores, 3, index) * self.head_size ** -0.5
 
     def forward(self, x: torch.Tensor, key_mask: Optional[torch.Tensor],
                 position: Optional[object] = None) -> torch.Tensor:

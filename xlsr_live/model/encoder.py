@@ -47,8 +47,8 @@ class EncoderLayer(nn.Module):
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.feed_forward = blocks.FeedForward(config)
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        if config.adapter_attn_dim is not None:  # MMS: swapped per language (adapters.py)
-            self.adapter_layer = blocks.AttnAdapter(config)
+        # MMS: a language adapter, swapped per language (adapters.py)
+        self.adapter_layer = blocks.AttnAdapter(config) if config.adapter_attn_dim is not None else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, past: KeyValue | None = None,
                 bias: torch.Tensor | None = None) -> tuple[torch.Tensor, KeyValue]:
@@ -57,7 +57,7 @@ class EncoderLayer(nn.Module):
             attended, new = self.attention(self.layer_norm(x), mask, past, bias)
             x = x + attended
             x = x + self.feed_forward(self.final_layer_norm(x))
-            return (x + self.adapter_layer(x) if hasattr(self, "adapter_layer") else x), new
+            return (x if self.adapter_layer is None else x + self.adapter_layer(x)), new
         attended, new = self.attention(x, mask, past, bias)
         x = self.layer_norm(x + attended)
         return self.final_layer_norm(x + self.feed_forward(x)), new

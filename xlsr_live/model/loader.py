@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..constants import SAMPLE_RATE, SAMPLES_PER_FRAME
+from ..constants import SAMPLE_RATE
 from .adapters import ADAPTER_FILES, AdapterCache, read_adapter
 from .checkpoint import CheckpointError, fold_weight_norm, read_state_dict, resolve_checkpoint
 from .config import ModelConfig, UnsupportedModelError
@@ -175,10 +175,6 @@ def load_model(
                          AdapterCache(directory) if config.adapter_attn_dim is not None else None)
     if loaded.adapters is not None:
         loaded.adapters.add(loaded)
-    if config.hop_samples != SAMPLES_PER_FRAME:  # w2v-BERT with adapter layers: 40 ms frames or more
-        log.warning("%s: one output frame per %d samples, not %d: transcripts are right, but word times and "
-                    "the streaming options given in ms assume %d-sample frames (docs/models.md)",
-                    directory, config.hop_samples, SAMPLES_PER_FRAME, SAMPLES_PER_FRAME)
     log.info("loaded %s (%d layers x %d) in %.2f s", directory, config.num_hidden_layers,
              config.hidden_size, time.perf_counter() - started)
     return loaded

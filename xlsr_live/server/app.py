@@ -1,4 +1,5 @@
-"""The websocket service: one engine and micro-batcher shared by all connections."""
+"""The service: one uvicorn server (Starlette for HTTP, websockets-sansio for websockets) with one
+engine and micro-batcher shared by all connections; one coroutine and one handler object per connection."""
 
 from __future__ import annotations
 
@@ -6,26 +7,28 @@ import asyncio
 import collections
 import dataclasses
 import logging
-import ssl
+import socket
 from typing import Iterator, Optional
-from urllib.parse import urlsplit
 
-from websockets.asyncio.server import serve
 from websockets.protocol import State
 
+from .asgi import AsgiWebSocket
 from .batcher import BatchStats, MicroBatcher
 from .engine import Engine
-from .http import Router
+from .http import handshake_refusal, http_app
 from .metrics import Metrics
 from .native import CLOSE_GOING_AWAY, NativeConnection
 from .options import ServerOptions, exposure_warning
 from .outbox import Outbox
+from .realtime import RealtimeConnection
 from .session import Channel, discard_incoming, session_ids
 from .vosk import VoskConnection
 
 log = logging.getLogger(__name__)
-PROTOCOL_PATHS = {"/native": "native", "/vosk": "vosk"}  # any other path: ServerOptions.protocol
-HANDLERS = {"native": NativeConnection, "vosk": VoskConnection}
+PROTOCOL_PATHS = {"/native": "native", "/vosk": "vosk", "/v1/realtime": "realtime"}  # else: options.protocol
+HANDLERS = {"native": NativeConnection, "vosk": VoskConnection, "realtime": RealtimeConnection}
+TRANSPORT_SIZE_FACTOR = 4  # the transport cuts (1009) beyond this many max_message_bytes; handlers check the limit
+CLOSE_TIMEOUT_S = 5.0  # after the grace period: sessions still open are cut off this long at most
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,19 +43,12 @@ class ServiceContext:
     session_ids: Iterator[str]
 
 
-def tls_context(options: ServerOptions) -> Optional[ssl.SSLContext]:
-    """Server TLS context from cert + key files, or None for plain ws://."""
-    if options.tls_cert is None:
-        return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(options.tls_cert, options.tls_key)
-    return context
-
-
-def client_address(connection) -> str:
-    """The peer's IP address ('' if unknown)."""
-    peer = connection.remote_address
-    return str(peer[0]) if peer else ""
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket ('' binds every interface, IPv6 and IPv4 where the system allows)."""
+    if host in ("", "::") and socket.has_dualstack_ipv6():
+        return socket.create_server(("", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=2048)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host.strip("[]"), port), family=family, backlog=2048)
 
 
 class SpeechServer:
@@ -66,11 +62,14 @@ class SpeechServer:
         metrics.queue_depth = lambda: batcher.queue_depth
         metrics.queue_wait = lambda: batcher.recent_wait
         self.ctx = ServiceContext(options, engine, batcher, metrics, asyncio.Event(), session_ids())
-        self._tasks: set[asyncio.Task] = set()
+        self._sockets: dict[asyncio.Task, AsgiWebSocket] = {}
         self._per_address: collections.Counter[str] = collections.Counter()
         self._sessions_changed = asyncio.Condition()
-        self._server = None
+        self._http = http_app(self.ctx, self._active)
+        self._uvicorn = None
+        self._socket: Optional[socket.socket] = None
         self._closed = asyncio.Event()
+        self._stopped = asyncio.Event()
 
     def _on_batch(self, stats: BatchStats) -> None:
         self.ctx.metrics.observe_batch(stats.size, stats.compute_seconds)
@@ -78,7 +77,7 @@ class SpeechServer:
     @property
     def port(self) -> int:
         """The bound port (useful with port 0)."""
-        return self._server.sockets[0].getsockname()[1]
+        return self._socket.getsockname()[1]
 
     @property
     def url(self) -> str:
@@ -87,58 +86,90 @@ class SpeechServer:
         host = self.options.host if ":" not in self.options.host else f"[{self.options.host}]"
         return f"{scheme}://{host}:{self.port}"
 
+    @property
+    def http_url(self) -> str:
+        """http:// or https:// URL of the server."""
+        return self.url.replace("ws", "http", 1)
+
     async def start(self) -> "SpeechServer":
         """Bind and start accepting connections."""
-        origins = None
-        if self.options.allowed_origins:
-            origins = list(self.options.allowed_origins) + [None]  # non-browser clients send no Origin
+        import uvicorn
+
         warning = exposure_warning(self.options)
         if warning:
             log.warning("%s", warning)
+        config = uvicorn.Config(
+            self, http="h11", ws="websockets-sansio", lifespan="off", log_config=None, access_log=False,
+            ws_max_size=TRANSPORT_SIZE_FACTOR * self.options.max_message_bytes, ws_ping_interval=20.0, ws_ping_timeout=20.0,
+            ssl_certfile=self.options.tls_cert, ssl_keyfile=self.options.tls_key,
+            timeout_graceful_shutdown=int(CLOSE_TIMEOUT_S), server_header=False)
+        config.load()
+        self._uvicorn = uvicorn.Server(config)
+        self._uvicorn.lifespan = config.lifespan_class(config)
+        self._socket = bind_socket(self.options.host, self.options.port)
         self.ctx.batcher.start()
-        self._server = await serve(
-            self._handle, self.options.host, self.options.port,
-            process_request=Router(self.ctx, self._active, self._per_address.__getitem__),
-            origins=origins, max_size=self.options.max_message_bytes, max_queue=self.options.receive_queue,
-            ssl=tls_context(self.options), ping_interval=20, ping_timeout=20, close_timeout=5)
+        await self._uvicorn.startup(sockets=[self._socket])
         log.info("listening on %s (protocol %s, batching %s, %d worker%s)", self.url, self.options.protocol,
                  "on" if self.options.batching else "off", self.options.workers, "s" * (self.options.workers > 1))
         return self
 
+    async def __call__(self, scope, receive, send) -> None:
+        """The ASGI application: websockets here, plain HTTP to Starlette."""
+        if scope["type"] == "websocket":
+            await self._websocket(AsgiWebSocket(scope, receive, send))
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+
     def _active(self) -> int:
-        return len(self._tasks)
+        return len(self._sockets)
 
     @property
     def active_sessions(self) -> int:
         """Connections being served now."""
-        return len(self._tasks)
+        return len(self._sockets)
 
     async def wait_active(self, count: int = 0) -> None:
         """Until at most `count` connections are being served."""
         async with self._sessions_changed:
-            await self._sessions_changed.wait_for(lambda: len(self._tasks) <= count)
+            await self._sessions_changed.wait_for(lambda: len(self._sockets) <= count)
 
-    def _over_limits(self, address: str) -> bool:
-        """Connections that raced past the handshake checks."""
-        per_address = self.options.max_connections_per_address
-        return len(self._tasks) >= self.options.max_connections or (
-            per_address > 0 and self._per_address[address] >= per_address)
+    @staticmethod
+    def _address(websocket: AsgiWebSocket) -> str:
+        peer = websocket.remote_address
+        return str(peer[0]) if peer else ""
 
-    async def _handle(self, websocket) -> None:
-        address = client_address(websocket)
-        if self._over_limits(address):
-            self.ctx.metrics.rejected_total += 1
-            await websocket.close(1013, "too many connections")
+    async def _websocket(self, websocket: AsgiWebSocket) -> None:
+        if not await websocket.wait_connect():
+            return
+        address = self._address(websocket)
+        refusal = handshake_refusal(self.ctx, websocket.request, len(self._sockets), self._per_address[address])
+        if refusal is not None:
+            await websocket.deny(*refusal)
             return
         task = asyncio.current_task()
-        self._tasks.add(task)
+        self._sockets[task] = websocket
         self._per_address[address] += 1
+        try:
+            await websocket.accept()
+            await self._serve(websocket)
+        finally:
+            del self._sockets[task]
+            self._per_address[address] -= 1
+            if not self._per_address[address]:
+                del self._per_address[address]
+            async with self._sessions_changed:
+                self._sessions_changed.notify_all()
+
+    async def _serve(self, websocket: AsgiWebSocket) -> None:
+        """One connection, from its accepted handshake to its close."""
         metrics = self.ctx.metrics
         metrics.active_sessions += 1
         metrics.sessions_total += 1
-        path = urlsplit(websocket.request.path).path
+        path = websocket.scope.get("path", "/")
         protocol = PROTOCOL_PATHS.get(path, self.options.protocol)
-        channel = Channel(websocket, self.options.idle_timeout_s, self.options.session_timeout_s, self.ctx.shutdown)
+        limit = None if protocol == "realtime" else self.options.max_message_bytes  # realtime: error events
+        channel = Channel(websocket, self.options.idle_timeout_s, self.options.session_timeout_s, self.ctx.shutdown,
+                          max_bytes=limit)
         outbox = Outbox(websocket, self.options.max_queued_messages, self.options.send_timeout_s,
                         on_drop=metrics.count_dropped_partials)
         try:
@@ -149,34 +180,33 @@ class SpeechServer:
         finally:
             channel.close()
             await outbox.close()
-            if websocket.state is not State.OPEN:  # failed (e.g. 1009) with messages still queued
+            if websocket.state is State.OPEN:  # the handler returned without closing
+                await websocket.close(1000, "")
+            if websocket.state is not State.CLOSED:  # closing, perhaps with messages still queued
                 await discard_incoming(websocket)
             metrics.active_sessions -= 1
-            self._per_address[address] -= 1
-            if not self._per_address[address]:
-                del self._per_address[address]
-            self._tasks.discard(task)
-            async with self._sessions_changed:
-                self._sessions_changed.notify_all()
 
     async def shutdown(self) -> None:
         """Refuse new sessions, give every open one its final result and a clean close, stop."""
-        if self._server is None or self._closed.is_set():
+        if self._uvicorn is None or self._closed.is_set():
             return
         self._closed.set()
         self.ctx.shutdown.set()
-        if self._tasks:
-            done, pending = await asyncio.wait(set(self._tasks), timeout=self.options.shutdown_grace_s)
+        tasks = set(self._sockets)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.options.shutdown_grace_s)
             if pending:
                 log.warning("%d sessions did not finish within %.1f s", len(pending), self.options.shutdown_grace_s)
-        self._server.close(close_connections=True)
-        await self._server.wait_closed()
+                for task in pending:  # a client that does not read: cut the connection
+                    self._sockets[task].transport.abort()
+                await asyncio.wait(pending, timeout=CLOSE_TIMEOUT_S)
+        await self._uvicorn.shutdown()
         await self.ctx.batcher.stop()
+        self._stopped.set()
 
     async def wait_closed(self) -> None:
         """Until shutdown() has run."""
-        await self._closed.wait()
-        await self._server.wait_closed()
+        await self._stopped.wait()
 
     async def __aenter__(self) -> "SpeechServer":
         return await self.start()

@@ -1,9 +1,5 @@
-"""`xlsr-live serve`: argument parser and entry point (wired into xlsr_live/cli.py by the lead).
-
-    from xlsr_live.server import cli as serve_cli
-    serve_cli.add_arguments(subparsers.add_parser("serve", help=serve_cli.HELP))
-    ... serve_cli.run(args)
-"""
+"""`xlsr-live serve`: argument parser and entry point (the model, window and decoding flags are
+the shared ones of xlsr_live/cli/options.py)."""
 
 from __future__ import annotations
 
@@ -15,26 +11,19 @@ import os
 import signal
 from typing import Optional, Sequence
 
-from .options import PROTOCOLS, ServerOptions
+from ..cli.options import add_logging_arguments, add_recognizer_arguments, configure_logging, log_level
+from ..cli.options import recognizer_options
+from .options import PROTOCOLS, ServerOptions, available_memory_bytes, stream_budget
 
 log = logging.getLogger(__name__)
-HELP = "serve live recognition over websockets (native or vosk-server protocol)"
+HELP = "serve live recognition: native, vosk and OpenAI-compatible websockets and HTTP on one port"
 TOKEN_ENV = "XLSR_LIVE_TOKEN"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the serve options to `parser` (a subcommand parser or a fresh one)."""
     defaults = ServerOptions()
-    model = parser.add_argument_group("model")
-    model.add_argument("--model", default="demo", help="checkpoint directory, hub id or 'demo' (default: demo)")
-    model.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
-    model.add_argument("--dtype", default="float32",
-                       help="float32, float16, bfloat16 or int8 (dynamic, CPU) (default: float32)")
-    model.add_argument("--chunk-ms", type=int, default=None, help="committed audio per window (engine default)")
-    model.add_argument("--left-context-ms", type=int, default=None, help="left context per window (engine default)")
-    model.add_argument("--context", choices=("recompute", "kv_cache"), default=None,
-                       help="recompute the left context (exact) or cache its keys/values (faster, approximate)")
-    model.add_argument("--lm", default=None, metavar="ARPA_OR_BIN", help="KenLM model: beam search with an LM")
+    add_recognizer_arguments(parser)
     net = parser.add_argument_group("network")
     net.add_argument("--host", default=defaults.host, help=f"interface to bind (default: {defaults.host})")
     net.add_argument("--port", type=int, default=defaults.port, help=f"TCP port (default: {defaults.port})")
@@ -51,8 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     batch.add_argument("--max-batch", type=int, default=defaults.max_batch, help="windows per forward pass")
     batch.add_argument("--workers", type=int, default=None,
                        help="batches in flight at once (default: 1 on a GPU; on a CPU one per core, up to 4)")
-    batch.add_argument("--threads", type=int, default=None,
-                       help="torch CPU threads (default on a CPU: cores / workers)")
     batch.add_argument("--max-wait-ms", type=float, default=defaults.max_wait_ms,
                        help="longest wait for a batch to fill after its first window")
     limits = parser.add_argument_group("limits")
@@ -63,11 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     limits.add_argument("--max-connections-per-address", type=int, default=defaults.max_connections_per_address,
                         help="per client IP (0: no limit, e.g. behind a proxy)")
     limits.add_argument("--max-message-bytes", type=int, default=defaults.max_message_bytes)
+    limits.add_argument("--max-upload-bytes", type=int, default=defaults.max_upload_bytes,
+                        help="largest POST /v1/audio/transcriptions request (413 beyond)")
     limits.add_argument("--send-timeout", type=float, default=defaults.send_timeout_s,
                         help="seconds a client may leave a message unread before it is disconnected (4003)")
     limits.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s, help="seconds (0: none)")
     limits.add_argument("--session-timeout", type=float, default=defaults.session_timeout_s, help="seconds")
-    parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
+    add_logging_arguments(parser, default="INFO")
     return parser
 
 
@@ -83,7 +72,9 @@ def default_workers(device: str) -> int:
 
 def server_options(args: argparse.Namespace) -> ServerOptions:
     """ServerOptions from parsed arguments (ValueError names a bad one)."""
-    workers = args.workers if args.workers is not None else default_workers(args.device)
+    from ..defaults import resolve_device
+
+    workers = args.workers if args.workers is not None else default_workers(resolve_device(args.device))
     return ServerOptions(workers=workers,
         host=args.host, port=args.port, protocol=args.protocol, batching=not args.no_batching,
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_connections=args.max_connections,
@@ -91,22 +82,8 @@ def server_options(args: argparse.Namespace) -> ServerOptions:
         max_connections_per_address=args.max_connections_per_address, send_timeout_s=args.send_timeout,
         max_message_bytes=args.max_message_bytes, idle_timeout_s=args.idle_timeout,
         session_timeout_s=args.session_timeout, token=args.token or None,
-        allowed_origins=tuple(args.allowed_origin), tls_cert=args.tls_cert, tls_key=args.tls_key)
-
-
-def streaming_options(args: argparse.Namespace):
-    """The engine's StreamingOptions with the command line's changes."""
-    from ..decoding import DecoderOptions
-    from ..streaming.options import StreamingOptions
-
-    options = StreamingOptions()
-    window = {name: value for name, value in (("chunk_ms", args.chunk_ms), ("left_context_ms", args.left_context_ms),
-                                               ("context", args.context)) if value is not None}
-    if window:
-        options = dataclasses.replace(options, window=dataclasses.replace(options.window, **window))
-    if args.lm is not None:
-        options = dataclasses.replace(options, decoder=DecoderOptions(kind="beam", kenlm_path=args.lm))
-    return options
+        allowed_origins=tuple(args.allowed_origin), tls_cert=args.tls_cert, tls_key=args.tls_key,
+        model_name=os.path.basename(str(args.model).rstrip("/")) or "xlsr-live", max_upload_bytes=args.max_upload_bytes)
 
 
 async def serve_until_signal(engine, options: ServerOptions, ready: Optional[asyncio.Future] = None) -> None:
@@ -132,20 +109,34 @@ async def serve_until_signal(engine, options: ServerOptions, ready: Optional[asy
         await server.shutdown()
 
 
+def admit_by_memory(options: ServerOptions, recognizer, device: str) -> ServerOptions:
+    """Lower max_connections to the streams whose state fits in memory (admission control: 503 beyond)."""
+    per_stream = recognizer.stream_state_bytes()
+    budget = stream_budget(per_stream, available_memory_bytes(device))
+    if budget is None:
+        log.warning("available memory unknown: no memory-based stream limit")
+        return options
+    log.info("admission: state %.1f MB per stream, memory for %d streams; serving at most %d",
+             per_stream / 2**20, budget, min(budget, options.max_connections))
+    if budget >= options.max_connections:
+        return options
+    return dataclasses.replace(options, max_connections=budget)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Load the model once and serve; returns the exit status."""
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from ..model import load_model, set_threads
+    """Load the model once and serve; returns the exit status (logging is configured by the caller)."""
+    from ..defaults import load_recognizer, resolve_device
     from .engine import ModelEngine
 
     options = server_options(args)
-    threads = args.threads
-    if threads is None and str(args.device).startswith("cpu"):
-        threads = max(1, (os.cpu_count() or 1) // options.workers)  # each worker its share of the cores
-    if threads is not None:
-        set_threads(threads)
-    model = load_model(args.model, device=args.device, dtype=args.dtype)
-    asyncio.run(serve_until_signal(ModelEngine(model, streaming_options(args)), options))
+    recognizer_args = recognizer_options(args)
+    device = resolve_device(recognizer_args.device)
+    if recognizer_args.threads is None and device.startswith("cpu"):  # each worker its share of the cores
+        recognizer_args = dataclasses.replace(recognizer_args, threads=max(1, (os.cpu_count() or 1) // options.workers))
+    recognizer = load_recognizer(recognizer_args)
+    options = admit_by_memory(options, recognizer, device)
+    engine = ModelEngine(recognizer.model, recognizer.streaming, info=recognizer.describe())
+    asyncio.run(serve_until_signal(engine, options))
     return 0
 
 
@@ -153,6 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point: `python -m xlsr_live.server.cli ...`."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(log_level(args))
     try:
         return run(args)
     except ValueError as exc:

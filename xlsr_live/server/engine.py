@@ -42,13 +42,29 @@ class Engine(Protocol):
 
 
 class ModelEngine:
-    """The real engine: one loaded model, one `StreamingRecognizer` per stream."""
+    """The real engine: one loaded model, one `StreamingRecognizer` per stream.
 
-    def __init__(self, model, streaming_options=None):
+    Beam search (pyctcdecode and its loaded KenLM) is built once per LM setting, at start-up for
+    the server's default decoder, and shared by every session; hotwords stay per session.
+    """
+
+    def __init__(self, model, streaming_options=None, info: Optional[dict] = None):
+        """`info`: what was chosen at start-up (device, dtype, windows, decoder), shown by /healthz."""
+        from ..decoding import BeamSearches, DecoderFactory
+        from ..decoding.lm import resolve_decoder
         from ..streaming.options import StreamingOptions
 
         self.model = model
-        self.streaming_options = streaming_options or StreamingOptions()
+        options = streaming_options or StreamingOptions()
+        # decoder "auto": the checkpoint's language_model/ folder with beam search, if it has one
+        self.streaming_options = dataclasses.replace(options, decoder=resolve_decoder(options.decoder, model.source))
+        self.beam_searches = BeamSearches()
+        DecoderFactory(model.vocab, self.streaming_options.decoder, self.beam_searches).prepare()
+        self.info = dict(info or {})
+
+    def describe(self) -> dict:
+        """The start-up choices (a copy)."""
+        return dict(self.info)
 
     def _options_for(self, options: StreamOptions):
         """Engine options for one stream: the server's defaults with the client's requests."""
@@ -64,10 +80,14 @@ class ModelEngine:
 
     def create(self, options: StreamOptions) -> SplitRecognizer:
         """A fresh recognizer for one stream; ValueError names a bad sample rate or option."""
+        from ..decoding import DecoderFactory
         from ..streaming.recognizer import StreamingRecognizer
 
         rate = check_sample_rate(options.sample_rate)
-        return StreamingRecognizer(self._model_for(options.language), self._options_for(options), sample_rate=rate)
+        model = self._model_for(options.language)
+        stream_options = self._options_for(options)
+        decoders = DecoderFactory(model.vocab, stream_options.decoder, self.beam_searches)
+        return StreamingRecognizer(model, stream_options, sample_rate=rate, decoders=decoders)
 
     def _model_for(self, language: Optional[str]):
         """The model in the stream's language (MMS: adapters read on first use, then shared by every

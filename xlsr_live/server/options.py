@@ -7,6 +7,7 @@ import ipaddress
 from typing import Optional
 
 PROTOCOLS = ("native", "vosk")
+MEMORY_SHARE = 0.8  # of the memory available after the model loaded that stream state may take
 ENCODINGS = {"pcm_s16le": 2, "pcm_f32le": 4}  # encoding -> bytes per sample
 
 
@@ -27,7 +28,7 @@ class ServerOptions:
     busy_wait_ms: float = 2000.0
     max_connections_per_address: int = 16  # 0: no per-address limit (e.g. behind a proxy)
     max_message_bytes: int = 1 << 20
-    receive_queue: int = 4  # audio messages websockets may buffer per connection before TCP pushes back
+    receive_queue: int = 4  # unused since uvicorn serves the websockets (its transport reads one message ahead)
     max_queued_messages: int = 64  # undroppable outgoing messages per connection (outbox.py)
     send_timeout_s: float = 30.0  # a client that reads nothing for this long is disconnected (4003)
     idle_timeout_s: float = 30.0
@@ -38,13 +39,16 @@ class ServerOptions:
     tls_cert: Optional[str] = None
     tls_key: Optional[str] = None
     vosk_sample_rate: int = 8000  # vosk-server's default when the client sends no config
+    model_name: str = "xlsr-live"  # the id GET /v1/models lists (any requested model name is served by it)
+    max_upload_bytes: int = 25 << 20  # POST /v1/audio/transcriptions request body (OpenAI's limit: 25 MB)
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol {self.protocol!r} is not one of {PROTOCOLS}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is outside 0..65535")
-        for name in ("max_batch", "workers", "max_connections", "max_message_bytes", "receive_queue", "max_queued_messages"):
+        for name in ("max_batch", "workers", "max_connections", "max_message_bytes", "receive_queue", "max_queued_messages",
+                     "max_upload_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
         if self.max_connections_per_address < 0:
@@ -58,6 +62,31 @@ class ServerOptions:
             raise ValueError(f"TLS needs both a certificate and a key (cert={self.tls_cert!r}, key={self.tls_key!r})")
         if self.token is not None and not self.token:
             raise ValueError("token '' is empty; leave it unset to disable authentication")
+
+
+def available_memory_bytes(device: str = "cpu") -> Optional[int]:
+    """Memory free for new allocations: CUDA's free bytes on a GPU, else Linux's MemAvailable (None if unknown)."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def stream_budget(per_stream_bytes: int, available_bytes: Optional[int], share: float = MEMORY_SHARE) -> Optional[int]:
+    """How many streams' state fits in `share` of the available memory (at least 1; None if unknown)."""
+    if per_stream_bytes <= 0:
+        raise ValueError(f"per_stream_bytes={per_stream_bytes} must be positive")
+    if available_bytes is None:
+        return None
+    return max(1, int(available_bytes * share) // per_stream_bytes)
 
 
 def is_loopback(host: str) -> bool:

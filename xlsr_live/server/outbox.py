@@ -117,11 +117,7 @@ class Outbox:
                     self._changed.notify_all()
                 if self.websocket.state is not State.OPEN:  # send() would wait for the close to finish
                     raise ClientGone(f"connection is {self.websocket.state.name.lower()}")
-                try:
-                    await asyncio.wait_for(self.websocket.send(text), self.send_timeout_s)
-                except asyncio.TimeoutError:
-                    self.stats.stalled = True
-                    raise SlowClientError(f"client did not read for {self.send_timeout_s:g} s") from None
+                await self._send_within_timeout(text)
                 self.stats.sent += 1
                 async with self._changed:
                     self._sending = False
@@ -133,6 +129,21 @@ class Outbox:
         except Exception as exc:  # noqa: BLE001 - reported to the session through put/flush
             log.exception("sending failed")
             await self._fail(exc)
+
+    async def _send_within_timeout(self, text: str) -> None:
+        """One send, or SlowClientError after send_timeout_s. Not asyncio.wait_for: on Python 3.11 it
+        swallows a cancellation that arrives as the send completes, and close() then waits forever."""
+        send = asyncio.ensure_future(self.websocket.send(text))
+        try:
+            done, _ = await asyncio.wait({send}, timeout=self.send_timeout_s)
+        except asyncio.CancelledError:
+            send.cancel()
+            raise
+        if not done:
+            send.cancel()
+            self.stats.stalled = True
+            raise SlowClientError(f"client did not read for {self.send_timeout_s:g} s")
+        send.result()
 
     async def _fail(self, exc: BaseException) -> None:
         async with self._changed:

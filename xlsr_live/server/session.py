@@ -61,12 +61,14 @@ class RecognitionSession:
         self.samples += audio.size
         self.audio_seconds += seconds
         self.metrics.audio_seconds += seconds
-        events = list(self.recognizer.push(audio))
+        # decoding (a beam search can take a while) runs on a worker thread, never on the event
+        # loop: push() and end() may finish an utterance, complete() decodes every chunk
+        events = list(await asyncio.to_thread(self.recognizer.push, audio))
         return events + await self._run_jobs()
 
     async def end(self) -> list:
         """End of stream: the last partial and final results."""
-        events = list(self.recognizer.end())
+        events = list(await asyncio.to_thread(self.recognizer.end))
         return events + await self._run_jobs()
 
     def reset(self) -> None:
@@ -79,7 +81,7 @@ class RecognitionSession:
             # next_job() runs the conv feature encoder: on the worker thread, not on the event loop
             while (job := await self.batcher.call(self.recognizer.next_job)) is not None:
                 logits = await self.batcher.submit(job)
-                events.extend(self.recognizer.complete(job, logits))
+                events.extend(await asyncio.to_thread(self.recognizer.complete, job, logits))
         except Exception as exc:  # noqa: BLE001 - any model failure ends this stream, not the server
             log.error("%s: recognition failed: %r", self.id, exc)
             raise InferenceError(f"recognition failed: {type(exc).__name__}") from exc
@@ -101,8 +103,10 @@ class Channel:
     a closed connection raises websockets' ConnectionClosed as usual.
     """
 
-    def __init__(self, websocket, idle_timeout: float, session_timeout: float, shutdown: asyncio.Event):
+    def __init__(self, websocket, idle_timeout: float, session_timeout: float, shutdown: asyncio.Event,
+                 max_bytes: Optional[int] = None):
         self.websocket = websocket
+        self.max_bytes = max_bytes  # a longer message closes the connection with 1009, as websockets does
         self.idle_timeout = idle_timeout
         self.deadline = time.monotonic() + session_timeout
         self.shutdown = shutdown
@@ -122,7 +126,7 @@ class Channel:
         done, _ = await asyncio.wait({recv, self._shutdown_wait}, timeout=timeout,
                                      return_when=asyncio.FIRST_COMPLETED)
         if recv in done:
-            return recv.result()
+            return await self._checked(recv.result())
         recv.cancel()  # safe in websockets: no message is lost
         try:
             await recv
@@ -131,6 +135,15 @@ class Channel:
         if self.shutdown.is_set():
             return Closing.SHUTDOWN
         return Closing.TIME_LIMIT if time.monotonic() >= self.deadline else Closing.IDLE
+
+    async def _checked(self, message):
+        if self.max_bytes is not None and len(message) > self.max_bytes:
+            from websockets.exceptions import ConnectionClosed
+            from websockets.frames import Close
+
+            await close_draining(self.websocket, 1009, f"message of {len(message)} bytes is too big")
+            raise ConnectionClosed(None, Close(1009, "message too big"))
+        return message
 
     def close(self) -> None:
         """Drop the shutdown waiter."""

@@ -7,6 +7,7 @@ Synchronous and deterministic. `feed` = `push` (resample + VAD + buffering) foll
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 from typing import Optional
 
@@ -16,6 +17,7 @@ import torch
 from ..audio import StreamResampler, check_sample_rate, to_float32
 from ..constants import SAMPLE_RATE
 from ..decoding import DecoderFactory
+from ..decoding.lm import resolve_decoder
 from ..model.loader import LoadedModel
 from .events import Event, Final, Partial, SpeechEnd, SpeechStart
 from .options import StreamingOptions
@@ -31,9 +33,14 @@ class StreamingRecognizer:
 
     def __init__(self, model: LoadedModel, options: StreamingOptions = StreamingOptions(),
                  sample_rate: int = SAMPLE_RATE, decoders: Optional[DecoderFactory] = None):
-        """`decoders`: a DecoderFactory to share (e.g. one KenLM beam decoder for many streams)."""
+        """`decoders`: a DecoderFactory to share (e.g. one KenLM beam decoder for many streams).
+
+        Decoder kind "auto" (the default) becomes beam search with the checkpoint's
+        `language_model/` folder if it has one, else greedy (docs/decoding.md).
+        """
         if not isinstance(options, StreamingOptions):
             raise ValueError(f"options={options!r} is not a StreamingOptions")
+        options = dataclasses.replace(options, decoder=resolve_decoder(options.decoder, model.source))
         if decoders is not None and decoders.options != options.decoder:
             raise ValueError(f"decoders were made for {decoders.options}, not {options.decoder}")
         if options.window.context == "kv_cache" and model.config.family.layer != "transformer":
@@ -221,7 +228,7 @@ class StreamingRecognizer:
                 break
             self._utterances.popleft()
             end = (utterance.start + utterance.end_sample) / SAMPLE_RATE
-            text, words = utterance.decoder.finish(utterance.start)
+            text, words = utterance.decoder.finish(utterance.start, utterance.hop)
             events.append(SpeechEnd(end, utterance.end_reason))
             events.append(Final(text, utterance.start / SAMPLE_RATE, end, tuple(words)))
         return events

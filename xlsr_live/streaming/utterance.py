@@ -42,10 +42,14 @@ class Utterance:
         self._stats: Optional[tuple[float, float]] = None  # frozen normalisation (mean, std)
         self._cache = FeatureCache(model) if model.config.feat_extract_norm == "layer" else None
         window = options.window
-        self._kv = KeyValueCache(window.left_frames) if window.context == "kv_cache" else None
+        # the window in this model's frames: 20 ms for every family but w2v-BERT with adapter layers
+        self.chunk_frames = max(1, window.chunk_ms * SAMPLES_PER_MS // self.hop)
+        self.left_frames = window.left_context_ms * SAMPLES_PER_MS // self.hop
+        self.lookahead_frames = window.lookahead_ms * SAMPLES_PER_MS // self.hop
+        self._kv = KeyValueCache(self.left_frames) if window.context == "kv_cache" else None
         # conv-feature frames kept before a chunk: its left context, or (kv_cache) the positional conv's
-        self.feature_left_frames = window.left_frames if self._kv is None else min(
-            window.left_frames, model.config.positional_left_frames)
+        self.feature_left_frames = self.left_frames if self._kv is None else min(
+            self.left_frames, model.config.positional_left_frames)
         max_samples = options.vad.max_utterance_ms * SAMPLES_PER_MS
         self.max_samples = max_samples
         self.search_samples = options.vad.cut_search_ms * SAMPLES_PER_MS
@@ -64,19 +68,18 @@ class Utterance:
 
     def finished(self) -> bool:
         """Ended, and every chunk committed."""
-        return self.ended and self.next_chunk * self.options.window.chunk_frames >= self.total_frames
+        return self.ended and self.next_chunk * self.chunk_frames >= self.total_frames
 
     def committed_frames(self) -> int:
         """Frames committed so far."""
-        done = self.next_chunk * self.options.window.chunk_frames
+        done = self.next_chunk * self.chunk_frames
         return min(done, self.total_frames) if self.ended else done
 
     def _window(self) -> Optional[tuple[int, int, int, int]]:
         """(window start, commit start, commit end, window end) in frames of the next chunk, if ready."""
-        w = self.options.window
-        commit_start = self.next_chunk * w.chunk_frames
-        commit_end = commit_start + w.chunk_frames
-        window_end = commit_end + w.lookahead_frames
+        commit_start = self.next_chunk * self.chunk_frames
+        commit_end = commit_start + self.chunk_frames
+        window_end = commit_end + self.lookahead_frames
         if self.ended:
             if commit_start >= self.total_frames:
                 return None
@@ -88,7 +91,7 @@ class Utterance:
             # last; windows stay out of the cut-search stretch until the cut is known. Both keep a
             # chunk's window the same however the audio was split.
             return None
-        return max(0, commit_start - w.left_frames), commit_start, commit_end, window_end
+        return max(0, commit_start - self.left_frames), commit_start, commit_end, window_end
 
     def make_job(self, stream: int) -> Optional[WindowJob]:
         """The next chunk's window job, or None if it is not ready."""
@@ -99,8 +102,10 @@ class Utterance:
         if self._stats is None:
             self._freeze_stats()
         sample_end = (last - 1) * self.hop + self.field
-        if self.ended and last == self.total_frames:  # the last window takes the utterance's whole tail,
-            sample_end = self.end_sample  # as offline does (group norm, w2v-BERT filter-bank statistics)
+        if self.ended and last == self.total_frames:  # the last window takes the utterance's whole tail
+            # as offline does (group norm, w2v-BERT statistics), and no audio that was never received
+            # (a w2v-BERT input with an odd number of 10 ms frames ends in a half-padded frame)
+            sample_end = min(max(sample_end, self.end_sample), self.audio.end)
         if self._cache is not None:
             begin = self._cache.end * self.hop
             if self._cache.end < last:
@@ -137,9 +142,8 @@ class Utterance:
 
     def _freeze_stats(self) -> None:
         """Normalisation statistics from the first window's audio (or the whole, shorter, utterance)."""
-        w = self.options.window
         length = self.end_sample if self.ended else self.audio.end
-        span = min(length, (w.chunk_frames + w.lookahead_frames) * self.hop)
+        span = min(length, (self.chunk_frames + self.lookahead_frames) * self.hop)
         audio = self.audio.get(0, max(span, 0))
         if audio.size == 0:
             self._stats = (0.0, 1.0)
@@ -156,7 +160,6 @@ class Utterance:
     def committed(self, job: Optional[WindowJob] = None) -> None:
         """The next chunk (`job`) was decoded: move on and forget audio/features no longer needed."""
         self.next_chunk += 1
-        w = self.options.window
         if self._kv is not None:
             if job is None or job.new_memory is None:
                 log.warning("utterance %d chunk %d: no keys/values came back (logits not from run_jobs?); "
@@ -165,7 +168,7 @@ class Utterance:
             else:
                 self._kv.append(job.new_memory)
                 job.new_memory = None
-        keep_frame = max(0, self.next_chunk * w.chunk_frames - self.feature_left_frames)
+        keep_frame = max(0, self.next_chunk * self.chunk_frames - self.feature_left_frames)
         keep_sample = keep_frame * self.hop
         if self._cache is not None:
             self._cache.discard_before(keep_frame)

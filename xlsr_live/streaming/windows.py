@@ -119,14 +119,16 @@ def run_jobs(model: LoadedModel, jobs: Sequence[WindowJob]) -> list[np.ndarray]:
     """
     if not jobs:
         return []
-    languages = {job.language for job in jobs}
-    if len(languages) > 1:  # MMS streams in different languages: one pass per language
-        return _run_groups(jobs, lambda job: job.language, lambda group: run_jobs(model, group))
-    if jobs[0].language is not None:
-        model = model.with_language(jobs[0].language)  # the model itself when it is that language
     cached = [job for job in jobs if job.cached]
     if cached and len(cached) < len(jobs):  # streams with different context modes: two passes
         return _run_groups(jobs, lambda job: job.cached, lambda group: run_jobs(model, group))
+    languages = [job.language for job in jobs]
+    widths = [len(model.vocab if language is None else model.with_language(language).vocab)
+              for language in languages]
+    if len(set(languages)) > 1:  # MMS streams in several languages: base layers batched, adapters per row
+        model = model.adapters.mixed(model, languages)
+    elif languages[0] is not None:
+        model = model.with_language(languages[0])  # the model itself when it is that language
     if cached:
         logits = run_cached(model, jobs)
     elif all(job.features is not None for job in jobs):
@@ -136,8 +138,8 @@ def run_jobs(model: LoadedModel, jobs: Sequence[WindowJob]) -> list[np.ndarray]:
     else:
         raise ValueError("jobs mix cached-feature and audio windows: they come from different models")
     out = []
-    for row, job in zip(logits, jobs):
-        out.append(row[: job.num_frames].float().cpu().numpy())
+    for row, job, width in zip(logits, jobs, widths):
+        out.append(row[: job.num_frames, :width].float().cpu().numpy())
     return out
 
 

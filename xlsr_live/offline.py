@@ -5,13 +5,18 @@ Windows follow transformers' chunked ASR pipeline: each window is `chunk` sample
 and the logits of the stride regions are dropped before decoding. Each window is normalised on
 its own (as the pipeline's feature extractor does per chunk). This path is the reference the
 streaming engine is measured against.
+
+Decoding follows the streaming decoder choice (DecoderOptions, kind "auto" by default): greedy CTC
+runs window by window; beam search (the checkpoint's `language_model/`, `--lm`, hotwords) keeps
+the stitched log-probabilities (about 100 KiB per minute for a 32-label vocabulary) and decodes
+them once with pyctcdecode's `decode_beams`, as the pipeline does when it has a language model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -19,7 +24,11 @@ import torch
 from .audio import iter_audio_blocks
 from .constants import SAMPLE_RATE, SAMPLES_PER_FRAME
 from .ctc import GreedyCTCDecoder, Word, normalize_text, runs_text, runs_to_words
+from .decoding.options import DecoderOptions
 from .model.loader import LoadedModel
+
+if TYPE_CHECKING:
+    from .decoding.factory import BeamSearches
 
 MS = SAMPLE_RATE // 1000  # samples per millisecond
 
@@ -97,9 +106,15 @@ def transcribe_blocks(
     blocks: Iterable[np.ndarray],
     options: OfflineOptions = OfflineOptions(),
     progress: Callable[[int], None] | None = None,
+    decoder: DecoderOptions = DecoderOptions(),
+    beam_searches: Optional[BeamSearches] = None,
 ) -> Transcript:
-    """Transcribe a stream of 16 kHz float32 blocks with greedy CTC decoding."""
-    decoder = GreedyCTCDecoder(model.vocab)
+    """Transcribe a stream of 16 kHz float32 blocks; `decoder` as for streaming ("auto": beam search
+    with the checkpoint's language model if it has one, else greedy); `beam_searches`: a shared
+    BeamSearches (a server's), else one is built for this call."""
+    from .decoding.lm import resolve_decoder
+
+    decoder = resolve_decoder(decoder, model.source)
     samples = 0
 
     def counted(source: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
@@ -110,11 +125,34 @@ def transcribe_blocks(
                 progress(block.size)
             yield block
 
-    for logits in iter_window_logits(model, counted(blocks), options):
-        decoder.advance(logits)
-    words = runs_to_words(decoder.runs, model.vocab, frames_per_second=SAMPLE_RATE / model.config.hop_samples)
-    return Transcript(normalize_text(runs_text(decoder.runs, model.vocab)), tuple(words),
-                      samples / SAMPLE_RATE)
+    windows = iter_window_logits(model, counted(blocks), options)
+    if decoder.kind == "beam":
+        text, words = _beam_decode(model, windows, decoder, beam_searches)
+    else:
+        text, words = _greedy_decode(model, windows)
+    return Transcript(text, tuple(words), samples / SAMPLE_RATE)
+
+
+def _greedy_decode(model: LoadedModel, windows: Iterable[np.ndarray]) -> tuple[str, list[Word]]:
+    """Greedy CTC over the windows' kept logits, window by window."""
+    greedy = GreedyCTCDecoder(model.vocab)
+    for logits in windows:
+        greedy.advance(logits)
+    words = runs_to_words(greedy.runs, model.vocab, frames_per_second=SAMPLE_RATE / model.config.hop_samples)
+    return normalize_text(runs_text(greedy.runs, model.vocab)), words
+
+
+def _beam_decode(model: LoadedModel, windows: Iterable[np.ndarray], decoder: DecoderOptions,
+                 beam_searches: Optional[BeamSearches]) -> tuple[str, list[Word]]:
+    """One beam search over the stitched, reduced log-probabilities of all windows."""
+    from .decoding.beam import BeamAlphabet, decode_whole, log_softmax
+    from .decoding.factory import BeamSearches
+
+    alphabet = BeamAlphabet(model.vocab)
+    search = (beam_searches if beam_searches is not None else BeamSearches()).get(alphabet, decoder)
+    pieces = [alphabet.reduce(log_softmax(logits)).astype(np.float32) for logits in windows]
+    logprobs = np.concatenate(pieces) if pieces else np.zeros((0, len(alphabet.labels)), np.float32)
+    return decode_whole(search, logprobs, decoder, model.config.hop_samples)
 
 
 def transcribe_file(
@@ -122,12 +160,16 @@ def transcribe_file(
     path: str | os.PathLike,
     options: OfflineOptions = OfflineOptions(),
     progress: Callable[[int], None] | None = None,
+    decoder: DecoderOptions = DecoderOptions(),
+    beam_searches: Optional[BeamSearches] = None,
 ) -> Transcript:
-    """Transcribe one audio file (any rate and channel count) with bounded memory."""
+    """Transcribe one audio file (any rate and channel count) with bounded memory (see the module
+    docstring for beam search); `decoder` and `beam_searches` as for transcribe_blocks."""
     with torch.inference_mode():
-        return transcribe_blocks(model, iter_audio_blocks(path), options, progress)
+        return transcribe_blocks(model, iter_audio_blocks(path), options, progress, decoder, beam_searches)
 
 
-def transcribe_array(model: LoadedModel, audio: np.ndarray, options: OfflineOptions = OfflineOptions()) -> Transcript:
+def transcribe_array(model: LoadedModel, audio: np.ndarray, options: OfflineOptions = OfflineOptions(),
+                     decoder: DecoderOptions = DecoderOptions()) -> Transcript:
     """Transcribe 16 kHz float32 mono audio held in memory."""
-    return transcribe_blocks(model, [np.asarray(audio, dtype=np.float32)], options)
+    return transcribe_blocks(model, [np.asarray(audio, dtype=np.float32)], options, decoder=decoder)

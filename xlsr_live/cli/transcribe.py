@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from ..defaults import load_recognizer
     from ..offline import OfflineOptions, transcribe_file
     from ..audio import AudioError, audio_info_seconds
+    from ..decoding import BeamSearches
 
     if args.format == "jsonl" and not args.stream:
         raise ValueError("--format jsonl prints streaming events: add --stream")
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--format {args.format} with --stream: use text or jsonl")
     offline = OfflineOptions(args.window_ms, args.stride_ms[0], args.stride_ms[1])
     setup = load_recognizer(recognizer_options(args))
+    beam_searches = BeamSearches()  # one beam search (and loaded LM) for every file
     failures = 0
     for path in args.files:
         try:
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             except Exception:  # unreadable: transcribe_file reports it precisely
                 seconds = 0.0
             with _progress(seconds, path) as progress:
-                result = transcribe_file(setup.model, path, offline, progress)
+                result = transcribe_file(setup.model, path, offline, progress, setup.streaming.decoder, beam_searches)
             _print_transcript(path, result, args.format, len(args.files) > 1)
         except AudioError as exc:
             failures += 1

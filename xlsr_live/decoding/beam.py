@@ -85,12 +85,7 @@ class BeamUtteranceDecoder:
 
     def _decode(self, frames: np.ndarray):
         """Beams over `frames` (reduced log-probs) from the LM state after the committed words."""
-        if len(frames) == 0:
-            return []
-        return self.decoder.decode_beams(
-            frames.astype(np.float32), beam_width=self.options.beam_width,
-            hotwords=list(self.options.hotwords) or None, hotword_weight=self.options.hotword_weight,
-            lm_start_state=self._start_state())
+        return run_beams(self.decoder, frames, self.options, self._start_state() if len(frames) else None)
 
     def _start_state(self):
         """KenLM state after the committed words (None without a language model)."""
@@ -170,6 +165,30 @@ class BeamUtteranceDecoder:
         out = [Word(w, (s + offset) / per_second, (e + offset) / per_second, c)
                for w, s, e, c in words]
         return " ".join(w.word for w in out), out
+
+
+def run_beams(decoder, frames: np.ndarray, options: DecoderOptions, lm_start_state=None) -> list:
+    """pyctcdecode's beams over `frames` (T, labels) of reduced log-probs, with `options`' width and
+    hotwords; `lm_start_state` None starts a sentence. No frames: no beams."""
+    if len(frames) == 0:
+        return []
+    return decoder.decode_beams(
+        frames.astype(np.float32), beam_width=options.beam_width, hotwords=list(options.hotwords) or None,
+        hotword_weight=options.hotword_weight, lm_start_state=lm_start_state)
+
+
+def decode_whole(decoder, logprobs: np.ndarray, options: DecoderOptions,
+                 hop_samples: int = SAMPLES_PER_FRAME) -> tuple[str, list[Word]]:
+    """One beam search over a whole input's reduced log-probs, as transformers' chunked pipeline
+    decodes its stitched logits once: the best beam's text and words (frame 0 at 0 s, frames of
+    `hop_samples` samples; confidence from `logprobs`)."""
+    beams = run_beams(decoder, logprobs, options)
+    if not beams:
+        return "", []
+    per_second = SAMPLE_RATE / hop_samples
+    words = [Word(word, start / per_second, end / per_second, word_confidence(logprobs, start, end))
+             for word, (start, end) in beams[0][2]]
+    return " ".join(w.word for w in words), words
 
 
 def agreed_words(beams, committed_frames: int) -> list:

@@ -2,7 +2,7 @@
 
 Apps written against OpenAI's audio API switch to this server by changing the base URL; the API
 key is the server's token. Transcription is the offline path (the same text as
-`xlsr-live transcribe FILE`). Any `model` name is accepted and served by the one loaded model
+`xlsr-live transcribe FILE`) with the server's decoder and its shared beam search and language model. Any `model` name is accepted and served by the one loaded model
 (clients send names such as `whisper-1`); `GET /v1/models` lists that model under `model_name`.
 """
 
@@ -181,8 +181,14 @@ class OpenAIRoutes:
 
     async def _run(self, upload):
         """The offline transcript of an uploaded file (on a thread, one file at a time)."""
+        from ..decoding import DecoderOptions
         from ..offline import transcribe_file
 
+        engine = self.ctx.engine
+        # the server's decoder (resolved at start-up) and its shared beam search / loaded LM
+        options = getattr(engine, "streaming_options", None)
+        decoder = options.decoder if options is not None else DecoderOptions()
+        searches = getattr(engine, "beam_searches", None)
         name = os.path.basename(upload.filename or "audio")
         suffix = os.path.splitext(name)[1][:10]
         with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
@@ -192,7 +198,8 @@ class OpenAIRoutes:
             async with self.transcribing:
                 started = time.perf_counter()
                 try:
-                    transcript = await asyncio.to_thread(transcribe_file, self.ctx.engine.model, handle.name)
+                    transcript = await asyncio.to_thread(transcribe_file, engine.model, handle.name,
+                                                         decoder=decoder, beam_searches=searches)
                 except ValueError as exc:  # AudioError: unreadable or empty audio
                     message = str(exc).replace(handle.name, name)
                     raise ApiError(400, message, param="file", code="invalid_audio") from None

@@ -91,9 +91,12 @@ def test_our_offline_transcript_equals_the_transformers_pipeline(example):
     """`xlsr-live transcribe`'s offline path and transformers' ASR pipeline give the same text on the example."""
     transformers = pytest.importorskip("transformers")
     from xlsr_live.model import load_model
+    from xlsr_live.decoding import DecoderOptions
     from xlsr_live.offline import transcribe_file
 
-    ours = transcribe_file(load_model("demo", dtype="float32"), os.path.join(DEMO, "example.wav")).text
+    # the pipeline decodes greedily: the demo's configs name no Wav2Vec2ProcessorWithLM
+    ours = transcribe_file(load_model("demo", dtype="float32"), os.path.join(DEMO, "example.wav"),
+                           decoder=DecoderOptions(kind="greedy")).text
     reference = transformers.pipeline("automatic-speech-recognition", model=DEMO, device="cpu")(example[0])["text"]
     assert ours and ours == reference
 
@@ -105,16 +108,25 @@ def test_our_streaming_final_is_as_accurate_as_offline(example):
     from xlsr_live.model import load_model
     from xlsr_live.offline import transcribe_array
     from xlsr_live.file_stream import stream_file
+    from xlsr_live.decoding import DecoderOptions
+    from xlsr_live.streaming.options import StreamingOptions
+
+    def finals(decoder: DecoderOptions) -> str:
+        events = stream_file(model, os.path.join(DEMO, "example.wav"), StreamingOptions(decoder=decoder))
+        return " ".join(e.text for e in events if e.type == "final" and e.text)
 
     model = load_model("demo", dtype="float32")
-    offline = transcribe_array(model, example[0]).text
-    streamed = " ".join(e.text for e in stream_file(model, os.path.join(DEMO, "example.wav"))
-                        if e.type == "final" and e.text)
+    offline = transcribe_array(model, example[0]).text  # both by default with the demo's language model
+    streamed = finals(DecoderOptions())
     assert streamed
-    # measured with the run3 checkpoint: CER against the reference 0.667 for both, CER between them 0.33
+    # measured with the run3 checkpoint and its LM: CER against the reference 0.604 streamed, 0.685 offline
     # (a weak model's streaming and offline texts differ while being equally wrong: field notes);
     # the long-recording figure is benchmarks/streaming_bench.py's
     assert jiwer.cer(example[1], streamed) <= jiwer.cer(example[1], offline) + 0.10, (streamed, offline)
+    # closeness on the acoustic (greedy) texts, measured 0.33: the LM's word choices amplify the weak
+    # model's differences (CER 0.58 between the two LM texts)
+    greedy = DecoderOptions(kind="greedy")
+    offline, streamed = transcribe_array(model, example[0], decoder=greedy).text, finals(greedy)
     assert jiwer.cer(offline, streamed) < 0.5, (streamed, offline)
 
 

@@ -119,3 +119,42 @@ def test_cli_decoder_flag(tmp_path, lm_checkpoint, capsys):
         printed.append(capsys.readouterr().out.strip())
         assert printed[-1] == transcribe_file(setup.model, path, decoder=decoder).text
     assert printed[0] != printed[1]  # the LM's words differ from the random model's greedy letters
+
+
+def test_rest_endpoint_uses_the_servers_beam_search(lm_model, tmp_path, monkeypatch):
+    """The OpenAI REST path decodes with the engine's resolved decoder and its shared BeamSearches (no new LM)."""
+    import asyncio
+    import io
+    import types
+
+    from xlsr_live.offline import transcribe_file
+    from xlsr_live.server.engine import ModelEngine
+    from xlsr_live.server.openai_rest import OpenAIRoutes
+
+    engine = ModelEngine(lm_model)
+    assert engine.streaming_options.decoder.kind == "beam" and len(engine.beam_searches) == 1
+    path = tmp_path / "noise.wav"
+    soundfile.write(path, np.random.default_rng(7).standard_normal(SAMPLE_RATE).astype(np.float32) * 0.3,
+                    SAMPLE_RATE)
+
+    class Upload:
+        filename = "noise.wav"
+
+        def __init__(self):
+            self.handle = io.BytesIO(path.read_bytes())
+
+        async def read(self, size):
+            return self.handle.read(size)
+
+    async def transcribe():
+        return await OpenAIRoutes(types.SimpleNamespace(engine=engine))._run(Upload())
+
+    def no_second_build(*args):
+        raise AssertionError("the REST path built its own beam search")
+
+    monkeypatch.setattr("xlsr_live.decoding.factory.build_beam_decoder", no_second_build)
+    transcript = asyncio.run(transcribe())
+    monkeypatch.undo()
+    assert transcript.text == transcribe_file(lm_model, path, decoder=engine.streaming_options.decoder).text
+    assert transcript.text != transcribe_file(lm_model, path, decoder=DecoderOptions(kind="greedy")).text
+    assert len(engine.beam_searches) == 1

@@ -8,7 +8,7 @@ streaming engine is measured against.
 
 Decoding follows the streaming decoder choice (DecoderOptions, kind "auto" by default): greedy CTC
 runs window by window; beam search (the checkpoint's `language_model/`, `--lm`, hotwords) keeps
-the stitched log-probabilities (about 100 KiB per minute for a 32-label vocabulary) and decodes
+the stitched log-probabilities (float32: about 22 MiB per hour for a 32-label vocabulary) and decodes
 them once with pyctcdecode's `decode_beams`, as the pipeline does when it has a language model.
 """
 

@@ -32,7 +32,18 @@ RESULTS = _common.RESULTS
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
-def run_config(model, audio, spec: str, offline_text: str, reference: str, timer=time.perf_counter) -> dict:
+def decoder_options(spec: str):
+    """DecoderOptions from "KIND" or "KIND:MARGIN" (MARGIN: stable_vote_margin, a number or "all")."""
+    from xlsr_live.decoding import DecoderOptions
+
+    kind, _, margin = spec.partition(":")
+    if not margin:
+        return DecoderOptions(kind=kind)
+    return DecoderOptions(kind=kind, stable_vote_margin=None if margin == "all" else float(margin))
+
+
+def run_config(model, audio, spec: str, offline_text: str, reference: str, timer=time.perf_counter,
+               decoder: str = "auto") -> dict:
     import jiwer
 
     from xlsr_live.streaming.options import StreamingOptions, WindowOptions
@@ -43,11 +54,11 @@ def run_config(model, audio, spec: str, offline_text: str, reference: str, timer
     chunk, left, ahead = (int(v) for v in parts[:3])
     context = "kv_cache" if len(parts) == 4 else "recompute"
     options = StreamingOptions(window=WindowOptions(chunk_ms=chunk, left_context_ms=left, lookahead_ms=ahead,
-                                                    context=context))
+                                                    context=context), decoder=decoder_options(decoder))
     emitted, compute = simulate(model, audio, options, timer)
     streamed = " ".join(e.text for _, e in emitted if e.type == "final" and e.text)
     lat = word_latencies(emitted)
-    return {"config": spec, "rtf": round(compute / (audio.size / 16_000), 4),
+    return {"config": spec, "decoder": decoder, "rtf": round(compute / (audio.size / 16_000), 4),
             "wer_vs_offline": round(jiwer.wer(offline_text, streamed), 4),
             "cer_vs_offline": round(jiwer.cer(offline_text, streamed), 4),
             "wer_vs_reference": round(jiwer.wer(reference, streamed), 4),
@@ -72,6 +83,9 @@ def main() -> None:
                         help="chunk/left-context/lookahead in ms; a /kv suffix caches the left context's keys/values")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="time a feed() by wall time or by the calling thread's CPU time")
+    parser.add_argument("--decoders", nargs="+", default=["auto"],
+                        help='decoder per run: "greedy", "beam" or "auto", optionally ":MARGIN" (stable_vote_margin, '
+                             'a number or "all" for every beam); each config runs with each decoder')
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", default=str(RESULTS / "streaming.json"))
     args = parser.parse_args()
@@ -86,20 +100,21 @@ def main() -> None:
     started = time.perf_counter()
     offline = transcribe_array(model, audio).text
     offline_rtf = (time.perf_counter() - started) / (audio.size / 16_000)
-    rows = [run_config(model, audio, spec, offline, reference, CLOCKS[args.clock]) for spec in args.configs]
+    rows = [run_config(model, audio, spec, offline, reference, CLOCKS[args.clock], decoder)
+            for spec in args.configs for decoder in args.decoders]
     report = {"model": args.model, "dtype": args.dtype, "clock": args.clock, "threads": args.threads, "audio_s": round(audio.size / 16_000, 1),
               "offline": {"rtf": round(offline_rtf, 4), "wer_vs_reference": round(jiwer.wer(reference, offline), 4),
                           "cer_vs_reference": round(jiwer.cer(reference, offline), 4)},
               "configs": rows}
     print(f"audio {report['audio_s']} s, model {args.model} ({args.dtype}); offline RTF {report['offline']['rtf']}, "
           f"WER {report['offline']['wer_vs_reference']}, CER {report['offline']['cer_vs_reference']}")
-    print(f"{'chunk/left/ahead':<18}{'RTF':>7}{'WERoff':>8}{'CERoff':>8}{'WERref':>8}{'CERref':>8}{'first p50/p95':>16}"
+    print(f"{'chunk/left/ahead':<18}{'decoder':<11}{'RTF':>7}{'WERoff':>8}{'CERoff':>8}{'WERref':>8}{'CERref':>8}{'first p50/p95':>16}"
           f"{'stable p50/p95':>17}{'flicker':>9}{'rewrites':>9}")
     for r in rows:
         fp, sp = r["first_partial_latency_s"], r["stable_latency_s"]
         first = f"{fp['p50']}/{fp['p95']}"
         settled = f"{sp['p50']}/{sp['p95']}"
-        print(f"{r['config']:<18}{r['rtf']:>7}{r['wer_vs_offline']:>8}{r['cer_vs_offline']:>8}{r['wer_vs_reference']:>8}"
+        print(f"{r['config']:<18}{r['decoder']:<11}{r['rtf']:>7}{r['wer_vs_offline']:>8}{r['cer_vs_offline']:>8}{r['wer_vs_reference']:>8}"
               f"{r['cer_vs_reference']:>8}{first:>16}{settled:>17}{r['flicker_rate']:>9}{r['stable_rewrites']:>9}")
     _common.write_json(args.out, report)
 

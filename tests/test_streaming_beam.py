@@ -145,3 +145,36 @@ def test_beam_restarts_from_lm_state_of_committed_words(tiny_model):
     for state, count in starts:
         assert state == ("<s>",) + tuple(committed[:count])
     assert any(count > 0 for _, count in starts)
+
+
+def advance_rival_script(vocab, margin, rival=8.0):
+    """Stable text after each chunk and the final text of scripted logits in which "a" rivals every "e"."""
+    from xlsr_live.decoding.beam import BeamUtteranceDecoder
+
+    script = frame_script(vocab, TEXT) + [vocab.blank_id] * 20
+    logits = np.zeros((len(script), len(vocab)), dtype=np.float32)
+    logits[np.arange(len(script)), script] = 10.0
+    logits[[f for f, t in enumerate(script) if vocab.labels[t] == "e"], vocab.labels.index("a")] = rival
+    decoder = BeamUtteranceDecoder(vocab, DecoderOptions(kind="beam", beam_width=8, stable_vote_margin=margin))
+    chunk, lookahead = WINDOW.chunk_frames, WINDOW.lookahead_frames
+    stables = [decoder.advance(logits[b:b + chunk], logits[b + chunk:b + chunk + lookahead]).stable
+               for b in range(0, len(logits), chunk)]
+    return stables, decoder.finish(0)[0]
+
+
+def test_vote_margin_commits_earlier_and_never_revises(tiny_model):
+    """Only near-best beams vote: words are stable chunks earlier than when all beams vote, never revised."""
+    every_beam, every_final = advance_rival_script(tiny_model.vocab, None)
+    near_best, near_final = advance_rival_script(tiny_model.vocab, 1.0)
+    assert every_final == near_final == TEXT
+    assert not any(every_beam)  # low-scoring "hallo"-like beams never agree with the best one
+    assert near_best[0] == "hello" and len(near_best[-1].split()) == len(TEXT.split()) - 1
+    for earlier, later in zip(near_best, near_best[1:] + [near_final]):
+        assert later.startswith(earlier)
+
+
+@pytest.mark.parametrize("margin", [-1.0, float("nan"), float("inf"), "2", True])
+def test_vote_margin_validated(margin):
+    """A negative, non-finite or non-numeric stable_vote_margin is a ValueError naming it."""
+    with pytest.raises(ValueError, match="stable_vote_margin="):
+        DecoderOptions(kind="beam", stable_vote_margin=margin)

@@ -1,9 +1,10 @@
 """Streaming CTC beam search on pyctcdecode 0.5.0 (optional KenLM, hotwords), bounded per chunk.
 
 pyctcdecode has no partial-decoding API, so each chunk re-decodes the frames since the last
-point all beams agreed on ("pending" frames) plus the lookahead, starting from the LM state after
-the committed words. Words that every returned beam agrees on, that are followed by another word
-in every beam and that end inside the committed frames, become stable; the pending frames then
+point the beams agreed on ("pending" frames) plus the lookahead, starting from the LM state after
+the committed words. Words that every voting beam agrees on (the beams whose combined score is
+within `stable_vote_margin` of the best, or all returned beams), that are followed by another word
+in every voting beam and that end inside the committed frames, become stable; the pending frames then
 restart after them. If the beams never agree, at most `max_beam_frames` frames stay pending: the
 best beam's complete words in the older part are committed, so the cost per chunk stays bounded
 on long utterances.
@@ -112,7 +113,7 @@ class BeamUtteranceDecoder:
         self._lm_state = state
 
     def advance(self, committed: np.ndarray, lookahead: np.ndarray) -> Hypothesis:
-        """Commit frames `committed`; words all beams agree on become stable."""
+        """Commit frames `committed`; words the voting beams agree on become stable."""
         self.trailing_blank_frames = trailing_silence(self.trailing_blank_frames, committed, self.vocab)
         if len(committed):
             self._pending.append(self.alphabet.reduce(log_softmax(committed)))
@@ -124,11 +125,11 @@ class BeamUtteranceDecoder:
         return self._hypothesis(beams, self._commit_agreed(beams, pending))
 
     def _commit_agreed(self, beams, pending: np.ndarray) -> int:
-        """Commit the words every beam agrees on inside the pending frames; returns how many."""
+        """Commit the words the voting beams agree on inside the pending frames; returns how many."""
         if not beams:
             return 0
-        voters = beams
-        count = len(agreed_words(beams, len(pending)))
+        voters = voting_beams(beams, self.options.stable_vote_margin)
+        count = len(agreed_words(voters, len(pending)))
         if not count and len(pending) > self.options.max_beam_frames:
             horizon = len(pending) - self.options.max_beam_frames // 2
             voters = beams[:1]
@@ -170,6 +171,15 @@ class BeamUtteranceDecoder:
         out = [Word(w, (s + offset) / per_second, (e + offset) / per_second, c)
                for w, s, e, c in words]
         return " ".join(w.word for w in out), out
+
+
+def voting_beams(beams, margin: Optional[float]) -> list:
+    """The beams whose combined score (pyctcdecode's last tuple field) is within `margin` of the
+    best; all of them if margin is None. The best beam (beams[0]) always votes."""
+    if margin is None:
+        return beams
+    floor = beams[0][4] - margin
+    return [beams[0]] + [beam for beam in beams[1:] if beam[4] >= floor]
 
 
 def agreed_words(beams, committed_frames: int) -> list:

@@ -33,13 +33,17 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
 def decoder_options(spec: str):
-    """DecoderOptions from "KIND" or "KIND:MARGIN" (MARGIN: stable_vote_margin, a number or "all")."""
+    """DecoderOptions from "KIND[:MARGIN[:GAP]]": MARGIN = stable_vote_margin (a number, or "all":
+    every beam votes), GAP = word_end_gap_frames (an int, or "next": wait for the next word)."""
     from xlsr_live.decoding import DecoderOptions
 
-    kind, _, margin = spec.partition(":")
-    if not margin:
-        return DecoderOptions(kind=kind)
-    return DecoderOptions(kind=kind, stable_vote_margin=None if margin == "all" else float(margin))
+    kind, *rest = spec.split(":")
+    fields = {}
+    if rest:
+        fields["stable_vote_margin"] = None if rest[0] == "all" else float(rest[0])
+    if len(rest) > 1:
+        fields["word_end_gap_frames"] = None if rest[1] == "next" else int(rest[1])
+    return DecoderOptions(kind=kind, **fields)
 
 
 def run_config(model, audio, spec: str, offline_text: str, reference: str, timer=time.perf_counter,
@@ -84,8 +88,9 @@ def main() -> None:
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="time a feed() by wall time or by the calling thread's CPU time")
     parser.add_argument("--decoders", nargs="+", default=["auto"],
-                        help='decoder per run: "greedy", "beam" or "auto", optionally ":MARGIN" (stable_vote_margin, '
-                             'a number or "all" for every beam); each config runs with each decoder')
+                        help='decoder per run: "greedy", "beam" or "auto", optionally ":MARGIN[:GAP]" '
+                             '(stable_vote_margin: a number or "all" for every beam; word_end_gap_frames: an int or '
+                             '"next"); each config runs with each decoder')
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", default=str(RESULTS / "streaming.json"))
     args = parser.parse_args()

@@ -12,6 +12,7 @@ DECODER_KINDS = ("auto", "greedy", "beam")
 DEFAULT_ALPHA = 0.5  # LM weight, unless the options or a language_model/attrs.json say otherwise
 DEFAULT_BETA = 1.0  # word insertion bonus, likewise
 DEFAULT_VOTE_MARGIN = None  # log-score margin of the beams that vote on stable words (docs/performance.md)
+DEFAULT_WORD_END_GAP_FRAMES = None  # frames after a beam's last word before it counts as finished
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +24,8 @@ class DecoderOptions:
     stable_vote_margin: beam search commits a word to the stable text once the beams whose combined
     (acoustic + LM) log score is within this margin of the best beam's agree on it; None: every
     returned beam must agree (slower to commit). Stable text is never revised either way.
+    word_end_gap_frames: a voting beam's last word may become stable once this many decoded frames
+    (committed + lookahead) follow it without another word; None: it waits for the next word.
     """
 
     kind: str = "auto"
@@ -34,6 +37,7 @@ class DecoderOptions:
     hotword_weight: float = 10.0
     max_beam_frames: int = 750  # frames re-decoded at most; older undecided frames are committed greedily
     stable_vote_margin: Optional[float] = DEFAULT_VOTE_MARGIN
+    word_end_gap_frames: Optional[int] = DEFAULT_WORD_END_GAP_FRAMES
 
     def __post_init__(self) -> None:
         check(self.kind in DECODER_KINDS, f"kind={self.kind!r} is not one of {DECODER_KINDS}")
@@ -45,3 +49,6 @@ class DecoderOptions:
         check(margin is None or (isinstance(margin, (int, float)) and not isinstance(margin, bool)
                                  and math.isfinite(margin) and margin >= 0),
               f"stable_vote_margin={margin!r} must be None or a finite number >= 0")
+        gap = self.word_end_gap_frames
+        check(gap is None or (isinstance(gap, int) and not isinstance(gap, bool) and gap >= 1),
+              f"word_end_gap_frames={gap!r} must be None or an int >= 1")

@@ -127,7 +127,8 @@ def test_beam_restarts_from_lm_state_of_committed_words(tiny_model):
 
     vocab = tiny_model.vocab
     search = BeamSearchDecoderCTC(Alphabet.build_alphabet(BeamAlphabet(vocab).labels), WordHistoryLM())
-    decoder = BeamUtteranceDecoder(vocab, DecoderOptions(kind="beam", beam_width=8), search)
+    # the last word waits for a next one, so finish() still has words to decode after the committed ones
+    decoder = BeamUtteranceDecoder(vocab, DecoderOptions(kind="beam", beam_width=8, word_end_gap_frames=None), search)
     starts = []
     original = search.decode_beams
     search.decode_beams = lambda *a, **k: starts.append((k["lm_start_state"], len(decoder.words))) or original(*a, **k)

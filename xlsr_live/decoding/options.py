@@ -11,8 +11,8 @@ from ..validation import check
 DECODER_KINDS = ("auto", "greedy", "beam")
 DEFAULT_ALPHA = 0.5  # LM weight, unless the options or a language_model/attrs.json say otherwise
 DEFAULT_BETA = 1.0  # word insertion bonus, likewise
-DEFAULT_VOTE_MARGIN = None  # log-score margin of the beams that vote on stable words (docs/performance.md)
-DEFAULT_WORD_END_GAP_FRAMES = None  # frames after a beam's last word before it counts as finished
+DEFAULT_VOTE_MARGIN = 0.0  # only the best beam (and exact ties) vote on stable words (docs/performance.md)
+DEFAULT_WORD_END_GAP_FRAMES = 10  # 200 ms at 20 ms frames after a beam's last word: it is finished
 
 
 @dataclasses.dataclass(frozen=True)

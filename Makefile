@@ -12,7 +12,8 @@ APT_TEST_PACKAGES := espeak-ng libportaudio2 alsa-utils chromium nginx
 
 install:
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e ".[mic,hub,rich]"
+	$(PIP) install -e ".[mic,hub,rich,lm]"
+	$(PIP) install --no-deps "$(PYCTCDECODE_SPEC)"  # the demo model ships a language model
 
 run: install
 	xlsr-live transcribe xlsr_live/models/demo/example.wav
@@ -22,7 +23,6 @@ test-deps: install
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_TEST_PACKAGES) >/dev/null; \
 	else echo "not root or no apt-get: install $(APT_TEST_PACKAGES) yourself"; fi
 	$(PIP) install -e ".[test]"
-	$(PIP) install --no-deps "$(PYCTCDECODE_SPEC)"
 
 test: test-deps
 	$(PYTHON) -m pytest -q -ra

@@ -82,7 +82,7 @@ def test_group_norm_models_fall_back_to_recompute(tmp_path):
 
 
 def test_language_reaches_the_loader(tiny_model_dir, monkeypatch):
-    """--language is passed to load_model (MMS adapters); without it no language argument is sent."""
+    """--language is passed to load_model (MMS adapters); without it the loader gets language=None."""
     import xlsr_live.model
 
     real, calls = xlsr_live.model.load_model, []

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from xlsr_live.streaming.options import StreamingOptions
+from xlsr_live.defaults import RecognizerOptions, load_recognizer
 from xlsr_live.streaming.recognizer import StreamingRecognizer
 
 ASOUNDRC = """pcm.!default {{
@@ -61,7 +61,8 @@ def test_mic_captures_through_portaudio(alsa_home, tiny_model_dir, tiny_model):
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     finals = [e for e in events if e["type"] == "final"]
     assert events[0]["type"] == "speech_start" and finals
-    recognizer = StreamingRecognizer(tiny_model, StreamingOptions())
+    chosen = load_recognizer(RecognizerOptions(model=str(tiny_model_dir)))  # what the command chose
+    recognizer = StreamingRecognizer(chosen.model, chosen.streaming)
     expected = [e for e in recognizer.feed(audio) + recognizer.flush() if e.type == "final"]
     assert finals[0]["text"] == expected[0].text
     assert finals[0]["start"] == pytest.approx(expected[0].start, abs=0.05)

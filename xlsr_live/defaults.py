@@ -18,7 +18,6 @@ every window. Every field can still be set explicitly and wins over the automati
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 from typing import TYPE_CHECKING, Optional
 
@@ -182,15 +181,6 @@ class Recognizer:
         return text + (f" [{'; '.join(self.reasons)}]" if self.reasons else "")
 
 
-def _loader_kwargs(load_model, options: RecognizerOptions) -> dict:
-    """Keyword arguments only some loaders take (the MMS adapter language)."""
-    if options.language is None:
-        return {}
-    if "language" not in inspect.signature(load_model).parameters:
-        raise ValueError(f"language={options.language!r}: this model loader has no language adapters")
-    return {"language": options.language}
-
-
 def load_recognizer(options: RecognizerOptions = RecognizerOptions()) -> Recognizer:
     """Load the model and choose what `options` left open; logs the choices once."""
     from .decoding.lm import resolve_decoder
@@ -207,7 +197,7 @@ def load_recognizer(options: RecognizerOptions = RecognizerOptions()) -> Recogni
         reasons.append(why)
     else:
         dtype = DTYPE_NAMES[options.dtype.lower()]
-    model = load_model(options.model, device=device, dtype=dtype, **_loader_kwargs(load_model, options))
+    model = load_model(options.model, device=device, dtype=dtype, language=options.language)
     if options.exact:
         context = "recompute"
     elif options.context is None:

@@ -9,6 +9,7 @@ calling thread instead of its wall time (with `--threads 1`: the compute a free 
 on a shared machine wall time also counts other processes' turns).
 
     python benchmarks/streaming_bench.py [--model demo] [--minutes 3] [--configs 1000/3000/400 ...]
+        [--decoders greedy auto auto:all:next ...]
 
 Per word of the finals: latency from the word's end in the audio to the first partial that
 contains it, and to the moment it became stable (p50/p95). Flicker: share of partials that

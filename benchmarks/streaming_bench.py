@@ -9,6 +9,7 @@ calling thread instead of its wall time (with `--threads 1`: the compute a free 
 on a shared machine wall time also counts other processes' turns).
 
     python benchmarks/streaming_bench.py [--model demo] [--minutes 3] [--configs 1000/3000/400 ...]
+        [--decoders greedy auto auto:all:next ...]
 
 Per word of the finals: latency from the word's end in the audio to the first partial that
 contains it, and to the moment it became stable (p50/p95). Flicker: share of partials that
@@ -32,7 +33,22 @@ RESULTS = _common.RESULTS
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
-def run_config(model, audio, spec: str, offline_text: str, reference: str, timer=time.perf_counter) -> dict:
+def decoder_options(spec: str):
+    """DecoderOptions from "KIND[:MARGIN[:GAP]]": MARGIN = stable_vote_margin (a number, or "all":
+    every beam votes), GAP = word_end_gap_frames (an int, or "next": wait for the next word)."""
+    from xlsr_live.decoding import DecoderOptions
+
+    kind, *rest = spec.split(":")
+    fields = {}
+    if rest:
+        fields["stable_vote_margin"] = None if rest[0] == "all" else float(rest[0])
+    if len(rest) > 1:
+        fields["word_end_gap_frames"] = None if rest[1] == "next" else int(rest[1])
+    return DecoderOptions(kind=kind, **fields)
+
+
+def run_config(model, audio, spec: str, offline_text: str, reference: str, timer=time.perf_counter,
+               decoder: str = "auto") -> dict:
     import jiwer
 
     from xlsr_live.streaming.options import StreamingOptions, WindowOptions
@@ -43,11 +59,11 @@ def run_config(model, audio, spec: str, offline_text: str, reference: str, timer
     chunk, left, ahead = (int(v) for v in parts[:3])
     context = "kv_cache" if len(parts) == 4 else "recompute"
     options = StreamingOptions(window=WindowOptions(chunk_ms=chunk, left_context_ms=left, lookahead_ms=ahead,
-                                                    context=context))
+                                                    context=context), decoder=decoder_options(decoder))
     emitted, compute = simulate(model, audio, options, timer)
     streamed = " ".join(e.text for _, e in emitted if e.type == "final" and e.text)
     lat = word_latencies(emitted)
-    return {"config": spec, "rtf": round(compute / (audio.size / 16_000), 4),
+    return {"config": spec, "decoder": decoder, "rtf": round(compute / (audio.size / 16_000), 4),
             "wer_vs_offline": round(jiwer.wer(offline_text, streamed), 4),
             "cer_vs_offline": round(jiwer.cer(offline_text, streamed), 4),
             "wer_vs_reference": round(jiwer.wer(reference, streamed), 4),
@@ -72,6 +88,10 @@ def main() -> None:
                         help="chunk/left-context/lookahead in ms; a /kv suffix caches the left context's keys/values")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="time a feed() by wall time or by the calling thread's CPU time")
+    parser.add_argument("--decoders", nargs="+", default=["auto"],
+                        help='decoder per run: "greedy", "beam" or "auto", optionally ":MARGIN[:GAP]" '
+                             '(stable_vote_margin: a number or "all" for every beam; word_end_gap_frames: an int or '
+                             '"next"); each config runs with each decoder')
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", default=str(RESULTS / "streaming.json"))
     args = parser.parse_args()
@@ -86,20 +106,21 @@ def main() -> None:
     started = time.perf_counter()
     offline = transcribe_array(model, audio).text
     offline_rtf = (time.perf_counter() - started) / (audio.size / 16_000)
-    rows = [run_config(model, audio, spec, offline, reference, CLOCKS[args.clock]) for spec in args.configs]
+    rows = [run_config(model, audio, spec, offline, reference, CLOCKS[args.clock], decoder)
+            for spec in args.configs for decoder in args.decoders]
     report = {"model": args.model, "dtype": args.dtype, "clock": args.clock, "threads": args.threads, "audio_s": round(audio.size / 16_000, 1),
               "offline": {"rtf": round(offline_rtf, 4), "wer_vs_reference": round(jiwer.wer(reference, offline), 4),
                           "cer_vs_reference": round(jiwer.cer(reference, offline), 4)},
               "configs": rows}
     print(f"audio {report['audio_s']} s, model {args.model} ({args.dtype}); offline RTF {report['offline']['rtf']}, "
           f"WER {report['offline']['wer_vs_reference']}, CER {report['offline']['cer_vs_reference']}")
-    print(f"{'chunk/left/ahead':<18}{'RTF':>7}{'WERoff':>8}{'CERoff':>8}{'WERref':>8}{'CERref':>8}{'first p50/p95':>16}"
+    print(f"{'chunk/left/ahead':<18}{'decoder':<11}{'RTF':>7}{'WERoff':>8}{'CERoff':>8}{'WERref':>8}{'CERref':>8}{'first p50/p95':>16}"
           f"{'stable p50/p95':>17}{'flicker':>9}{'rewrites':>9}")
     for r in rows:
         fp, sp = r["first_partial_latency_s"], r["stable_latency_s"]
         first = f"{fp['p50']}/{fp['p95']}"
         settled = f"{sp['p50']}/{sp['p95']}"
-        print(f"{r['config']:<18}{r['rtf']:>7}{r['wer_vs_offline']:>8}{r['cer_vs_offline']:>8}{r['wer_vs_reference']:>8}"
+        print(f"{r['config']:<18}{r['decoder']:<11}{r['rtf']:>7}{r['wer_vs_offline']:>8}{r['cer_vs_offline']:>8}{r['wer_vs_reference']:>8}"
               f"{r['cer_vs_reference']:>8}{first:>16}{settled:>17}{r['flicker_rate']:>9}{r['stable_rewrites']:>9}")
     _common.write_json(args.out, report)
 

@@ -127,7 +127,8 @@ def test_beam_restarts_from_lm_state_of_committed_words(tiny_model):
 
     vocab = tiny_model.vocab
     search = BeamSearchDecoderCTC(Alphabet.build_alphabet(BeamAlphabet(vocab).labels), WordHistoryLM())
-    decoder = BeamUtteranceDecoder(vocab, DecoderOptions(kind="beam", beam_width=8), search)
+    # the last word waits for a next one, so finish() still has words to decode after the committed ones
+    decoder = BeamUtteranceDecoder(vocab, DecoderOptions(kind="beam", beam_width=8, word_end_gap_frames=None), search)
     starts = []
     original = search.decode_beams
     search.decode_beams = lambda *a, **k: starts.append((k["lm_start_state"], len(decoder.words))) or original(*a, **k)
@@ -145,3 +146,56 @@ def test_beam_restarts_from_lm_state_of_committed_words(tiny_model):
     for state, count in starts:
         assert state == ("<s>",) + tuple(committed[:count])
     assert any(count > 0 for _, count in starts)
+
+
+def advance_rival_script(vocab, margin, rival=8.0, gap=None):
+    """Stable text after each chunk and the final text of scripted logits in which "a" rivals every "e"."""
+    from xlsr_live.decoding.beam import BeamUtteranceDecoder
+
+    script = frame_script(vocab, TEXT) + [vocab.blank_id] * 20
+    logits = np.zeros((len(script), len(vocab)), dtype=np.float32)
+    logits[np.arange(len(script)), script] = 10.0
+    logits[[f for f, t in enumerate(script) if vocab.labels[t] == "e"], vocab.labels.index("a")] = rival
+    decoder = BeamUtteranceDecoder(vocab, DecoderOptions(kind="beam", beam_width=8, stable_vote_margin=margin,
+                                                            word_end_gap_frames=gap))
+    chunk, lookahead = WINDOW.chunk_frames, WINDOW.lookahead_frames
+    stables = [decoder.advance(logits[b:b + chunk], logits[b + chunk:b + chunk + lookahead]).stable
+               for b in range(0, len(logits), chunk)]
+    return stables, decoder.finish(0)[0]
+
+
+def test_vote_margin_commits_earlier_and_never_revises(tiny_model):
+    """Only near-best beams vote: words are stable chunks earlier than when all beams vote, never revised."""
+    every_beam, every_final = advance_rival_script(tiny_model.vocab, None)
+    near_best, near_final = advance_rival_script(tiny_model.vocab, 1.0)
+    assert every_final == near_final == TEXT
+    assert not any(every_beam)  # low-scoring "hallo"-like beams never agree with the best one
+    assert near_best[0] == "hello" and len(near_best[-1].split()) == len(TEXT.split()) - 1
+    for earlier, later in zip(near_best, near_best[1:] + [near_final]):
+        assert later.startswith(earlier)
+
+
+def test_word_end_gap_commits_last_word_before_the_end(tiny_model):
+    """With word_end_gap_frames a beam's last word followed by silence becomes stable before finish()."""
+    waiting, _ = advance_rival_script(tiny_model.vocab, 1.0)
+    gapped, final = advance_rival_script(tiny_model.vocab, 1.0, gap=5)
+    assert final == TEXT and waiting[-1] != TEXT
+    assert gapped[-1] == TEXT
+    for earlier, later in zip(gapped, gapped[1:] + [final]):
+        assert later.startswith(earlier)
+    assert all(len(g) >= len(w) for g, w in zip(gapped, waiting))
+
+
+@pytest.mark.parametrize("fields", [{"word_end_gap_frames": 0}, {"word_end_gap_frames": 2.5},
+                                    {"word_end_gap_frames": True}])
+def test_word_end_gap_validated(fields):
+    """A word_end_gap_frames that is not an int >= 1 is a ValueError naming it."""
+    with pytest.raises(ValueError, match="word_end_gap_frames="):
+        DecoderOptions(kind="beam", **fields)
+
+
+@pytest.mark.parametrize("margin", [-1.0, float("nan"), float("inf"), "2", True])
+def test_vote_margin_validated(margin):
+    """A negative, non-finite or non-numeric stable_vote_margin is a ValueError naming it."""
+    with pytest.raises(ValueError, match="stable_vote_margin="):
+        DecoderOptions(kind="beam", stable_vote_margin=margin)

@@ -1,9 +1,11 @@
 """Streaming CTC beam search on pyctcdecode 0.5.0 (optional KenLM, hotwords), bounded per chunk.
 
 pyctcdecode has no partial-decoding API, so each chunk re-decodes the frames since the last
-point all beams agreed on ("pending" frames) plus the lookahead, starting from the LM state after
-the committed words. Words that every returned beam agrees on, that are followed by another word
-in every beam and that end inside the committed frames, become stable; the pending frames then
+point the beams agreed on ("pending" frames) plus the lookahead, starting from the LM state after
+the committed words. Words that every voting beam agrees on (the beams whose combined score is
+within `stable_vote_margin` of the best, or all returned beams), that are followed by another word
+in every voting beam (or by `word_end_gap_frames` frames without one) and that end inside the
+committed frames, become stable; the pending frames then
 restart after them. If the beams never agree, at most `max_beam_frames` frames stay pending: the
 best beam's complete words in the older part are committed, so the cost per chunk stays bounded
 on long utterances.
@@ -107,7 +109,7 @@ class BeamUtteranceDecoder:
         self._lm_state = state
 
     def advance(self, committed: np.ndarray, lookahead: np.ndarray) -> Hypothesis:
-        """Commit frames `committed`; words all beams agree on become stable."""
+        """Commit frames `committed`; words the voting beams agree on become stable."""
         self.trailing_blank_frames = trailing_silence(self.trailing_blank_frames, committed, self.vocab)
         if len(committed):
             self._pending.append(self.alphabet.reduce(log_softmax(committed)))
@@ -116,14 +118,14 @@ class BeamUtteranceDecoder:
             self._pending = [pending]
         frames = np.concatenate([pending, self.alphabet.reduce(log_softmax(lookahead))]) if len(lookahead) else pending
         beams = self._decode(frames)
-        return self._hypothesis(beams, self._commit_agreed(beams, pending))
+        return self._hypothesis(beams, self._commit_agreed(beams, pending, len(frames)))
 
-    def _commit_agreed(self, beams, pending: np.ndarray) -> int:
-        """Commit the words every beam agrees on inside the pending frames; returns how many."""
+    def _commit_agreed(self, beams, pending: np.ndarray, decoded_frames: int) -> int:
+        """Commit the words the voting beams agree on inside the pending frames; returns how many."""
         if not beams:
             return 0
-        voters = beams
-        count = len(agreed_words(beams, len(pending)))
+        voters = voting_beams(beams, self.options.stable_vote_margin)
+        count = len(agreed_words(voters, len(pending), decoded_frames, self.options.word_end_gap_frames))
         if not count and len(pending) > self.options.max_beam_frames:
             horizon = len(pending) - self.options.max_beam_frames // 2
             voters = beams[:1]
@@ -191,9 +193,20 @@ def decode_whole(decoder, logprobs: np.ndarray, options: DecoderOptions,
     return " ".join(w.word for w in words), words
 
 
-def agreed_words(beams, committed_frames: int) -> list:
-    """Longest common word prefix of all beams (excluding each beam's last word) ending in committed frames."""
-    lists = [beam[2][:-1] for beam in beams]
+def voting_beams(beams, margin: Optional[float]) -> list:
+    """The beams whose combined score (pyctcdecode's last tuple field) is within `margin` of the
+    best; all of them if margin is None. The best beam (beams[0]) always votes."""
+    if margin is None:
+        return beams
+    floor = beams[0][4] - margin
+    return [beams[0]] + [beam for beam in beams[1:] if beam[4] >= floor]
+
+
+def agreed_words(beams, committed_frames: int, decoded_frames: int = 0, end_gap: Optional[int] = None) -> list:
+    """Longest common word prefix of all beams ending in committed frames; each beam's last word is
+    left out unless `end_gap` is set and at least that many decoded frames follow it (that beam
+    heard no further word: the word is finished)."""
+    lists = [finished_words(beam[2], decoded_frames, end_gap) for beam in beams]
     agreed = []
     for position, (word, span) in enumerate(lists[0]):
         if any(len(other) <= position or other[position][0] != word for other in lists[1:]):
@@ -204,6 +217,13 @@ def agreed_words(beams, committed_frames: int) -> list:
     return agreed
 
 
+def finished_words(words: list, decoded_frames: int, end_gap: Optional[int]) -> list:
+    """A beam's (word, (start, end)) list without its last word, unless `end_gap` frames follow it."""
+    if end_gap is not None and words and decoded_frames - words[-1][1][1] >= end_gap:
+        return words
+    return words[:-1]
+
+
 def safe_cut(beams, count: int) -> tuple[int, int]:
     """(words to commit, frame where pending frames restart) so that no beam's next word is split.
 
@@ -212,7 +232,7 @@ def safe_cut(beams, count: int) -> tuple[int, int]:
     """
     while count:
         cut = max(beam[2][count - 1][1][1] for beam in beams)
-        if all(beam[2][count][1][0] >= cut for beam in beams):
+        if all(len(beam[2]) <= count or beam[2][count][1][0] >= cut for beam in beams):
             return count, cut
         count -= 1
     return 0, 0

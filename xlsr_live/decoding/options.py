@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Optional
 
 from ..validation import check
@@ -10,6 +11,8 @@ from ..validation import check
 DECODER_KINDS = ("auto", "greedy", "beam")
 DEFAULT_ALPHA = 0.5  # LM weight, unless the options or a language_model/attrs.json say otherwise
 DEFAULT_BETA = 1.0  # word insertion bonus, likewise
+DEFAULT_VOTE_MARGIN = 0.0  # only the best beam (and exact ties) vote on stable words (docs/performance.md)
+DEFAULT_WORD_END_GAP_FRAMES = 10  # 200 ms at 20 ms frames after a beam's last word: it is finished
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,6 +21,11 @@ class DecoderOptions:
     "auto": beam search with the checkpoint's `language_model/` folder if it has one, else greedy.
 
     kenlm_path: a KenLM file (.arpa, .bin) or a `language_model/` folder (docs/decoding.md).
+    stable_vote_margin: beam search commits a word to the stable text once the beams whose combined
+    (acoustic + LM) log score is within this margin of the best beam's agree on it; None: every
+    returned beam must agree (slower to commit). Stable text is never revised either way.
+    word_end_gap_frames: a voting beam's last word may become stable once this many decoded frames
+    (committed + lookahead) follow it without another word; None: it waits for the next word.
     """
 
     kind: str = "auto"
@@ -28,6 +36,8 @@ class DecoderOptions:
     hotwords: tuple[str, ...] = ()
     hotword_weight: float = 10.0
     max_beam_frames: int = 750  # frames re-decoded at most; older undecided frames are committed greedily
+    stable_vote_margin: Optional[float] = DEFAULT_VOTE_MARGIN
+    word_end_gap_frames: Optional[int] = DEFAULT_WORD_END_GAP_FRAMES
 
     def __post_init__(self) -> None:
         check(self.kind in DECODER_KINDS, f"kind={self.kind!r} is not one of {DECODER_KINDS}")
@@ -35,3 +45,10 @@ class DecoderOptions:
         check(self.kenlm_path is None or self.kind != "greedy", f"kenlm_path={self.kenlm_path!r} needs kind='beam'")
         check(isinstance(self.hotwords, tuple), f"hotwords={self.hotwords!r} must be a tuple of strings")
         check(self.max_beam_frames >= 50, f"max_beam_frames={self.max_beam_frames!r} must be >= 50")
+        margin = self.stable_vote_margin
+        check(margin is None or (isinstance(margin, (int, float)) and not isinstance(margin, bool)
+                                 and math.isfinite(margin) and margin >= 0),
+              f"stable_vote_margin={margin!r} must be None or a finite number >= 0")
+        gap = self.word_end_gap_frames
+        check(gap is None or (isinstance(gap, int) and not isinstance(gap, bool) and gap >= 1),
+              f"word_end_gap_frames={gap!r} must be None or an int >= 1")

@@ -75,14 +75,18 @@ class FeatureProjection(nn.Module):
         return self.projection(self.layer_norm(features))  # (B, T, C) -> (B, T, H)
 
 
+def grouped_time_conv(config: ModelConfig, kernel: int) -> nn.Conv1d:
+    """The positional embeddings' grouped conv over time: (B, H, T) -> (B, H, T (+1 if kernel is even))."""
+    return nn.Conv1d(config.hidden_size, config.hidden_size, kernel, padding=kernel // 2,
+                     groups=config.num_conv_pos_embedding_groups)
+
+
 class PositionalConv(nn.Module):
     """Relative position by one wide grouped convolution over time (weight norm folded at load)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        kernel = config.num_conv_pos_embeddings
-        self.conv = nn.Conv1d(config.hidden_size, config.hidden_size, kernel, padding=kernel // 2,
-                              groups=config.num_conv_pos_embedding_groups)
+        self.conv = grouped_time_conv(config, config.num_conv_pos_embeddings)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, left: int = 0) -> torch.Tensor:
         """x (B, P + N, H), zero where padded -> embedding (B, N, H) of the last N frames only.
@@ -104,11 +108,9 @@ class PositionalConvLayer(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        kernel = config.conv_pos_kernel_size
-        self.conv = nn.Conv1d(config.hidden_size, config.hidden_size, kernel, padding=kernel // 2,
-                              groups=config.num_conv_pos_embedding_groups)
+        self.conv = grouped_time_conv(config, config.conv_pos_kernel_size)
         self.layer_norm = nn.LayerNorm(config.hidden_size, elementwise_affine=False)
-        self.remove_last = kernel % 2 == 0
+        self.remove_last = config.conv_pos_kernel_size % 2 == 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)  # (B, H, T (+ 1 if even kernel))

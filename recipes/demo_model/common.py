@@ -179,6 +179,24 @@ def room_reverb(x, h):
     return y / (np.abs(y).max() + 1e-9) * (np.abs(x).max() + 1e-9)
 
 
+def codec(x, rng):
+    """A lossy codec round trip in memory (libsndfile): MP3 at 16 kHz or Ogg/Opus, random quality."""
+    import io
+
+    import soundfile as sf
+
+    fmt, sub = ("MP3", "MPEG_LAYER_III") if rng.random() < 0.5 else ("OGG", "OPUS")
+    buf = io.BytesIO()
+    # compression_level 1.0 = lowest bit rate
+    with sf.SoundFile(buf, "w", SR, 1, format=fmt, subtype=sub,
+                      compression_level=rng.uniform(0.3, 1.0)) as f:
+        f.write(np.clip(x, -1.0, 1.0))
+    buf.seek(0)
+    y = sf.read(buf, dtype="float32")[0]
+    y = np.pad(y, (0, max(0, len(x) - len(y))))[:len(x)]
+    return y.astype(np.float32)
+
+
 def vtlp(x, alpha, f_hi=4800.0, n_fft=512, hop=128):
     """Vocal-tract-length perturbation (Jaitly & Hinton 2013) on the waveform: the spectral envelope's
     frequency axis warped by alpha (piecewise linear, fixed at 0 and Nyquist); a phase vocoder keeps

@@ -33,11 +33,14 @@ import common as C  # noqa: E402
 # ---------------------------------------------------------------- example builder
 ROOM_BANK = 200  # simulated room responses per data worker
 class Builder:
-    def __init__(self, corpus: C.Corpus, rng: random.Random, rooms: bool = False):
+    def __init__(self, corpus: C.Corpus, rng: random.Random, rooms: bool = False,
+                 vtlp_max: float = 1.12, codecs: float = 0.0):
         self.c = corpus
         self.rng = rng
         self.np = np.random.default_rng(rng.randrange(1 << 30))
         self.rooms = rooms  # simulated rooms (pyroomacoustics) and VTLP in the augmentation
+        self.vtlp_max = vtlp_max  # > 1.12: formants warped further up, towards female voices
+        self.codecs = codecs  # probability of an MP3 / Opus round trip
         self.irs = []  # room impulse responses, made on first use (up to ROOM_BANK)
 
     def room(self):
@@ -128,11 +131,15 @@ class Builder:
             hi = rng.random() < 0.25
             x = C.speed(x, rng.uniform(1.12, 1.25) if hi else rng.uniform(0.88, 1.12))
         if self.rooms and rng.random() < 0.3 * aug:
-            x = C.vtlp(x, rng.uniform(0.88, 1.12))
+            # half of the widened range lies above 1.12 when vtlp_max > 1.12
+            hi = self.vtlp_max > 1.12 and rng.random() < 0.5
+            x = C.vtlp(x, rng.uniform(1.12, self.vtlp_max) if hi else rng.uniform(0.88, 1.12))
         if rng.random() < 0.25 * aug:
             x = C.room_reverb(x, self.room()) if self.rooms and rng.random() < 0.6 else C.reverb(x, nrng)
         if rng.random() < 0.12 * aug:
             x = C.telephone(x, nrng)
+        if rng.random() < self.codecs * aug:
+            x = C.codec(x, rng)
         if rng.random() < 0.45 * aug or not text:
             # noise-only examples (empty transcript) never get babble: after normalisation the
             # babble would be clear speech labelled as nothing
@@ -155,13 +162,14 @@ class Builder:
 
 
 class Batches(torch.utils.data.IterableDataset):
-    def __init__(self, root, seed, batch_s, sched, rooms=False):
+    def __init__(self, root, seed, batch_s, sched, rooms=False, vtlp_max=1.12, codecs=0.0):
         self.root, self.seed, self.batch_s, self.sched, self.rooms = root, seed, batch_s, sched, rooms
+        self.vtlp_max, self.codecs = vtlp_max, codecs
 
     def __iter__(self):
         corpus = C.Corpus(self.root)
         rng = random.Random(self.seed)
-        b = Builder(corpus, rng, self.rooms)
+        b = Builder(corpus, rng, self.rooms, self.vtlp_max, self.codecs)
         n = 0
         while True:
             max_s, aug, p_empty = self.sched(n)
@@ -257,6 +265,10 @@ def parse_args(argv=None):
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (with a checkpoint) after this wall time")
     ap.add_argument("--schedule", choices=["steps", "time"], default="steps",
                     help="time: cosine decay over --max-minutes of wall time instead of --total-steps")
+    ap.add_argument("--vtlp-max", type=float, default=1.12,
+                    help="upper VTLP warp (with --rooms); above 1.12 half the warps lie in 1.12..max")
+    ap.add_argument("--codecs", type=float, default=0.0,
+                    help="probability of an MP3 / Opus round trip (libsndfile) per example")
     ap.add_argument("--rooms", action="store_true",
                     help="augmentation with simulated rooms (pyroomacoustics) and vocal-tract-length perturbation")
     ap.add_argument("--freeze-encoder", action="store_true",
@@ -403,7 +415,8 @@ def main(argv=None):
     tr = Trainer(args, device)
     start_step = tr.step
     ds = Batches(os.path.join(args.data, "train"), seed=args.seed * 100003 + start_step,
-                 batch_s=args.batch_s, sched=lambda n: tr.sched(n, start_step), rooms=args.rooms)
+                 batch_s=args.batch_s, sched=lambda n: tr.sched(n, start_step), rooms=args.rooms,
+                 vtlp_max=args.vtlp_max, codecs=args.codecs)
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers,
                                      prefetch_factor=4 if args.workers else None,
                                      persistent_workers=bool(args.workers))

@@ -72,6 +72,17 @@ def rss_bytes() -> int:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def proc_memory_kib(pid: int) -> dict:
+    """{"VmRSS": ..., "VmHWM": ...} of process `pid` in KiB (Linux /proc/PID/status); {} once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return {}
+    fields = (line.split(":", 1) for line in lines if line.startswith(("VmRSS:", "VmHWM:")))
+    return {key: int(value.split()[0]) for key, value in fields}
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB (getrusage; Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -132,6 +132,24 @@ def test_vad_gate_pre_roll_and_hangover(speech_audio):
     assert ends[0] - starts[0] >= 600 * 16
 
 
+def test_vad_and_utterance_buffers_sized_to_what_they_keep(tiny_model, speech_audio):
+    """The VAD history holds twice pre-roll + onset window + a frame, not seconds; an utterance's
+    audio buffer starts at its window plan (kv_cache: positional left frames, chunk, lookahead, slack)."""
+    options = VadOptions()
+    gate = VadGate(options)
+    gate.process(np.zeros(5 * SAMPLE_RATE, dtype=np.float32))
+    history_ms = options.pre_roll_ms + options.onset_window_ms + options.frame_ms
+    assert gate._history.nbytes == 2 * history_ms * 16 * 4
+    window = WindowOptions(chunk_ms=400, left_context_ms=800, lookahead_ms=200, context="kv_cache")
+    rec = StreamingRecognizer(tiny_model, StreamingOptions(window=window))
+    for start in range(0, 2 * SAMPLE_RATE, SAMPLE_RATE // 10):  # 100 ms blocks, windows run in between
+        rec.feed(speech_audio[start:start + SAMPLE_RATE // 10])
+    utterance = rec._utterances[0]
+    config = tiny_model.config
+    frames = min(40, config.positional_left_frames) + 20 + 10 + 50
+    assert utterance.audio.nbytes == (frames * config.hop_samples + config.receptive_field_samples) * 4
+
+
 @pytest.mark.parametrize("factory, match", [
     (lambda: VadOptions(frame_ms=25), "frame_ms=25"),
     (lambda: VadOptions(aggressiveness=4), "aggressiveness=4"),

@@ -22,7 +22,7 @@ import logging
 from typing import TYPE_CHECKING, Optional
 
 from .decoding.options import DecoderOptions
-from .streaming.options import CONTEXT_MODES, StreamingOptions, WindowOptions
+from .streaming.options import BUFFER_SLACK_FRAMES, CONTEXT_MODES, StreamingOptions, WindowOptions
 
 if TYPE_CHECKING:  # torch loads only when a model does
     from .model.loader import LoadedModel
@@ -39,7 +39,6 @@ DECODERS = ("auto", "greedy", "beam")
 DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
                "float16": "float16", "fp16": "float16", "int8": "int8"}
 EXACT_DTYPE = "float32"
-BUFFER_SLACK_FRAMES = 50  # audio that arrives while a window waits (1 s)
 STREAM_OVERHEAD_BYTES = 256 * 1024  # VAD, resampler, decoder, Python objects (measured well below)
 
 

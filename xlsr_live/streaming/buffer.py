@@ -23,6 +23,11 @@ class SampleBuffer:
     def __len__(self) -> int:
         return self.end - self.start
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the preallocated array (what the buffer holds, used or not)."""
+        return self._data.nbytes
+
     def append(self, samples: np.ndarray) -> None:
         """Add samples at the end."""
         n = len(samples)

@@ -11,12 +11,13 @@ Shapes: heads h, d = H / h, M cached frames, N new frames, P positional-conv lef
 
 from __future__ import annotations
 
+import collections.abc
 import logging
 from typing import Optional, Sequence
 
 import torch
 
-from ..model.batching import FRAME_BUCKET, pad_batch
+from ..model.batching import FRAME_BUCKET, pad_batch, round_up
 from ..model.blocks import KeyValue
 from ..model.encoder import StreamCache
 from ..model.loader import LoadedModel
@@ -58,6 +59,11 @@ class KeyValueCache:
             return self._layers
         return [(k.to(self._dtype), v.to(self._dtype)) for k, v in self._layers]
 
+    def stored(self) -> Optional[list[KeyValue]]:
+        """Per layer (keys, values) (h, M, d) as stored (no copy; run_cached converts them into the
+        batch); None while empty."""
+        return self._layers
+
     def append(self, new: list[KeyValue]) -> None:
         """Add committed frames' keys/values (h, n, d) per layer; keep the last max_frames."""
         if self.max_frames == 0:
@@ -78,20 +84,55 @@ class KeyValueCache:
         self._layers = None
 
 
-def _batch_memory(jobs: Sequence) -> tuple[Optional[list[KeyValue]], Optional[torch.Tensor]]:
-    """Per layer (B, h, M, d) keys/values, padded before the real frames (so that they stay next to
-    the new frames), and the (B, M) mask (None if unpadded); (None, None) when nothing is cached."""
-    some = next((job.memory for job in jobs if job.memory is not None), None)
-    if some is None:
+class BatchMemory(collections.abc.Sequence):
+    """Per layer the (B, h, M, d) keys/values of a batch's jobs, padded before the real frames (so
+    that they stay next to the new frames) and converted to `dtype`; `mask` (B, M) marks real
+    frames (None if unpadded).
+
+    A layer's tensors are built when the encoder asks for that layer (and the last one is kept for
+    a repeated request), so a forward pass holds one or two layers' padded copies, not every
+    layer's: the same values as padding all layers up front, a fraction of the memory.
+    """
+
+    def __init__(self, jobs: Sequence, dtype: torch.dtype):
+        self.rows = [job.memory for job in jobs]  # per job: per layer (keys, values) (h, M_i, d), or None
+        some = next(memory for memory in self.rows if memory is not None)
+        self.dtype = dtype
+        self._empty = some[0][0][:, :0]
+        self._layers = len(some)
+        self._last: Optional[tuple[int, KeyValue]] = None
+        lengths = [0 if memory is None else memory[0][0].shape[1] for memory in self.rows]
+        frames = round_up(max(lengths), FRAME_BUCKET)
+        self.mask = None
+        if min(lengths) < frames:
+            self.mask = torch.zeros((len(lengths), frames), dtype=torch.bool, device=self._empty.device)
+            for row, length in enumerate(lengths):
+                self.mask[row, frames - length:] = True
+
+    def __len__(self) -> int:
+        return self._layers
+
+    def __getitem__(self, layer: int) -> KeyValue:
+        if not 0 <= layer < self._layers:
+            raise IndexError(f"layer {layer} of {self._layers}")
+        if self._last is None or self._last[0] != layer:
+            self._last = None  # the previous layer's copies can go before this layer's are made
+            rows = [(self._empty, self._empty) if memory is None else memory[layer] for memory in self.rows]
+            keys, _ = pad_batch([k.transpose(0, 1) for k, _ in rows], FRAME_BUCKET, right_align=True,
+                                dtype=self.dtype)  # (B, M, h, d)
+            values, _ = pad_batch([v.transpose(0, 1) for _, v in rows], FRAME_BUCKET, right_align=True,
+                                  dtype=self.dtype)
+            self._last = (layer, (keys.transpose(1, 2), values.transpose(1, 2)))  # (B, h, M, d)
+        return self._last[1]
+
+
+def _batch_memory(jobs: Sequence, dtype: torch.dtype) -> tuple[Optional[BatchMemory], Optional[torch.Tensor]]:
+    """The batch's cached keys/values (BatchMemory) and their (B, M) mask; (None, None) when
+    nothing is cached."""
+    if all(job.memory is None for job in jobs):
         return None, None
-    layers, mask = [], None
-    for layer in range(len(some)):
-        empty = some[layer][0][:, :0]
-        rows = [(empty, empty) if job.memory is None else job.memory[layer] for job in jobs]
-        keys, mask = pad_batch([k.transpose(0, 1) for k, _ in rows], FRAME_BUCKET, right_align=True)  # (B, M, h, d)
-        values, _ = pad_batch([v.transpose(0, 1) for _, v in rows], FRAME_BUCKET, right_align=True)
-        layers.append((keys.transpose(1, 2), values.transpose(1, 2)))  # (B, h, M, d)
-    return layers, mask
+    memory = BatchMemory(jobs, dtype)
+    return memory, memory.mask
 
 
 def run_cached(model: LoadedModel, jobs: Sequence) -> list[torch.Tensor]:
@@ -110,7 +151,7 @@ def run_cached(model: LoadedModel, jobs: Sequence) -> list[torch.Tensor]:
         ones = features.new_ones(features.shape[:2], dtype=torch.bool)
         mask = torch.cat([left.new_ones(left.shape[:2], dtype=torch.bool) if left_mask is None else left_mask,
                           ones if frame_mask is None else frame_mask], dim=1)  # (B, P + N)
-    memory, memory_mask = _batch_memory(jobs)
+    memory, memory_mask = _batch_memory(jobs, model.dtype)
     cache = StreamCache(left=left.shape[1], memory=memory, memory_mask=memory_mask)
     logits = model.model.encode_features(torch.cat([left, features], dim=1), mask, cache)
     for i, job in enumerate(jobs):

@@ -16,6 +16,7 @@ FRAME_MS = 1000 * SAMPLES_PER_FRAME // SAMPLE_RATE  # 20 ms per CTC frame
 SAMPLES_PER_MS = SAMPLE_RATE // 1000  # 16
 VAD_FRAME_MS = (10, 20, 30)  # frame sizes webrtcvad accepts
 CONTEXT_MODES = ("recompute", "kv_cache")
+BUFFER_SLACK_FRAMES = 50  # audio frames that arrive while a window waits for the model (1 s)
 
 
 def _check_frame_multiple(name: str, value: int, minimum: int = 0) -> None:

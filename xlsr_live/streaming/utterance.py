@@ -10,7 +10,7 @@ import torch
 
 from ..model.loader import NORM_EPS, LoadedModel
 from .buffer import SampleBuffer
-from .options import SAMPLES_PER_MS, StreamingOptions
+from .options import BUFFER_SLACK_FRAMES, SAMPLES_PER_MS, StreamingOptions
 from .kvcache import KeyValueCache
 from .windows import FeatureCache, WindowJob
 
@@ -33,7 +33,6 @@ class Utterance:
         self.decoder = decoder
         self.hop = model.config.hop_samples
         self.field = model.config.receptive_field_samples
-        self.audio = SampleBuffer()
         self.announced = False  # SpeechStart emitted
         self.total_frames: Optional[int] = None  # set when the utterance ends
         self.end_sample: Optional[int] = None  # utterance-relative end
@@ -50,6 +49,10 @@ class Utterance:
         # conv-feature frames kept before a chunk: its left context, or (kv_cache) the positional conv's
         self.feature_left_frames = self.left_frames if self._kv is None else min(
             self.left_frames, model.config.positional_left_frames)
+        # audio kept: the frames before a chunk, the chunk, its lookahead and what arrives while a
+        # window waits (the buffer doubles if more is ever needed)
+        kept_frames = self.feature_left_frames + self.chunk_frames + self.lookahead_frames + BUFFER_SLACK_FRAMES
+        self.audio = SampleBuffer(capacity=kept_frames * self.hop + self.field)
         max_samples = options.vad.max_utterance_ms * SAMPLES_PER_MS
         self.max_samples = max_samples
         self.search_samples = options.vad.cut_search_ms * SAMPLES_PER_MS
@@ -128,12 +131,12 @@ class Utterance:
         first = max(0, commit_start - self.feature_left_frames)
         return WindowJob(stream, self.index, self.next_chunk, last - commit_start, 0, commit_end - commit_start,
                          features=self._cache.get(commit_start, last),
-                         left_features=self._cache.get(first, commit_start), memory=self._kv.memory(),
+                         left_features=self._cache.get(first, commit_start), memory=self._kv.stored(),
                          language=self.model.language)
 
     def state_bytes(self) -> int:
         """Bytes of per-stream state this utterance holds (audio, conv features, cached keys/values)."""
-        total = self.audio._data.nbytes
+        total = self.audio.nbytes
         if self._cache is not None:
             total += self._cache.nbytes
         if self._kv is not None:

@@ -46,6 +46,8 @@ class VadGate:
         self._window_frames = options.onset_window_ms // options.frame_ms
         self._hangover_frames = options.hangover_ms // options.frame_ms
         self._history_samples = (options.pre_roll_ms + options.onset_window_ms) * SAMPLES_PER_MS
+        # the history holds at most _history_samples + one frame; twice that moves it rarely
+        self._history_capacity = 2 * (self._history_samples + self.frame_samples)
         self.reset()
 
     def reset(self) -> None:
@@ -57,7 +59,7 @@ class VadGate:
             self._vad = webrtcvad.Vad(self.options.aggressiveness)
         self._leftover = np.zeros(0, dtype=np.float32)
         self._position = 0  # stream samples consumed into whole frames
-        self._history = SampleBuffer()
+        self._history = SampleBuffer(capacity=self._history_capacity)
         self._flags: collections.deque[bool] = collections.deque(maxlen=self._window_frames)
         self.in_speech = False
         self._unvoiced_run = 0  # frames
@@ -103,7 +105,7 @@ class VadGate:
         self.in_speech = False
         self._unvoiced_run = 0
         self._flags.clear()
-        self._history = SampleBuffer(start=self._position + self.frame_samples)
+        self._history = SampleBuffer(start=self._position + self.frame_samples, capacity=self._history_capacity)
         return True
 
     def _silence_frame(self, frame: np.ndarray, voiced: bool) -> Optional[list[GateOutput]]:

@@ -169,3 +169,11 @@ def test_mic_blocks_yield_captured_audio_until_stopped(monkeypatch):
         return got
 
     assert asyncio.run(capture()) == [0, 1, 2, 3, 4]
+
+
+def test_malloc_arenas_limited_unless_malloc_arena_max_is_set(monkeypatch):
+    """The server caps glibc's malloc arenas (mallopt accepts it), but not where MALLOC_ARENA_MAX is set."""
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert serve_cli.limit_malloc_arenas(8) is True  # 8: glibc's own limit for one core, harmless here
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert serve_cli.limit_malloc_arenas(2) is False

@@ -264,31 +264,3 @@ def test_jobs_carry_the_cache_as_stored(tiny_model, speech_audio):
     memories = [job.memory for job, _ in windows if job.memory is not None]
     assert memories and all(k.dtype == v.dtype == torch.float16 for memory in memories for k, v in memory)
 
-
-def test_batch_memory_pads_each_layer_on_request():
-    """BatchMemory gives every layer the right-aligned, bucketed, float32 keys/values and mask of
-    padding all layers at once, and keeps no earlier layer's copies once a later one is asked for."""
-    import types
-    import weakref
-
-    from xlsr_live.model.batching import pad_batch
-    from xlsr_live.streaming.kvcache import FRAME_BUCKET, BatchMemory
-
-    torch.manual_seed(0)
-    stored = [[(torch.randn(2, m, 3).half(), torch.randn(2, m, 3).half()) for _ in range(3)] for m in (7, 12)]
-    jobs = [types.SimpleNamespace(memory=stored[0]), types.SimpleNamespace(memory=None),
-            types.SimpleNamespace(memory=stored[1])]
-    memory = BatchMemory(jobs, torch.float32)
-    assert len(memory) == 3
-    empty = stored[0][0][0][:, :0]
-    layer0 = weakref.ref(memory[0][0])
-    for layer in range(3):
-        rows = [job.memory[layer] if job.memory is not None else (empty, empty) for job in jobs]
-        for part in (0, 1):
-            expected, mask = pad_batch([r[part].float().transpose(0, 1) for r in rows], FRAME_BUCKET,
-                                       right_align=True)
-            got = memory[layer][part]
-            assert got.dtype == torch.float32 and got.shape == (3, 2, expected.shape[1], 3)
-            assert torch.equal(got, expected.transpose(1, 2))
-            assert torch.equal(memory.mask, mask)
-    assert layer0() is None

@@ -11,7 +11,6 @@ Shapes: heads h, d = H / h, M cached frames, N new frames, P positional-conv lef
 
 from __future__ import annotations
 
-import collections.abc
 import logging
 from typing import Optional, Sequence
 
@@ -53,16 +52,16 @@ class KeyValueCache:
             return 0
         return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in self._layers)
 
+    def stored(self) -> Optional[list[KeyValue]]:
+        """Per layer (keys, values) (h, M, d) as stored (no copy; StreamCache.join converts them
+        while placing them); None while empty. Later appends leave these tensors unchanged."""
+        return self._layers
+
     def memory(self) -> Optional[list[KeyValue]]:
         """Per layer (keys, values) (h, M, d) in the computing dtype, oldest frame first; None while empty."""
         if self._layers is None or self._layers[0][0].dtype == self._dtype:
             return self._layers
         return [(k.to(self._dtype), v.to(self._dtype)) for k, v in self._layers]
-
-    def stored(self) -> Optional[list[KeyValue]]:
-        """Per layer (keys, values) (h, M, d) as stored (no copy; run_cached converts them into the
-        batch); None while empty."""
-        return self._layers
 
     def append(self, new: list[KeyValue]) -> None:
         """Add committed frames' keys/values (h, n, d) per layer; keep the last max_frames."""
@@ -84,55 +83,14 @@ class KeyValueCache:
         self._layers = None
 
 
-class BatchMemory(collections.abc.Sequence):
-    """Per layer the (B, h, M, d) keys/values of a batch's jobs, padded before the real frames (so
-    that they stay next to the new frames) and converted to `dtype`; `mask` (B, M) marks real
-    frames (None if unpadded).
-
-    A layer's tensors are built when the encoder asks for that layer (and the last one is kept for
-    a repeated request), so a forward pass holds one or two layers' padded copies, not every
-    layer's: the same values as padding all layers up front, a fraction of the memory.
-    """
-
-    def __init__(self, jobs: Sequence, dtype: torch.dtype):
-        self.rows = [job.memory for job in jobs]  # per job: per layer (keys, values) (h, M_i, d), or None
-        some = next(memory for memory in self.rows if memory is not None)
-        self.dtype = dtype
-        self._empty = some[0][0][:, :0]
-        self._layers = len(some)
-        self._last: Optional[tuple[int, KeyValue]] = None
-        lengths = [0 if memory is None else memory[0][0].shape[1] for memory in self.rows]
-        frames = round_up(max(lengths), FRAME_BUCKET)
-        self.mask = None
-        if min(lengths) < frames:
-            self.mask = torch.zeros((len(lengths), frames), dtype=torch.bool, device=self._empty.device)
-            for row, length in enumerate(lengths):
-                self.mask[row, frames - length:] = True
-
-    def __len__(self) -> int:
-        return self._layers
-
-    def __getitem__(self, layer: int) -> KeyValue:
-        if not 0 <= layer < self._layers:
-            raise IndexError(f"layer {layer} of {self._layers}")
-        if self._last is None or self._last[0] != layer:
-            self._last = None  # the previous layer's copies can go before this layer's are made
-            rows = [(self._empty, self._empty) if memory is None else memory[layer] for memory in self.rows]
-            keys, _ = pad_batch([k.transpose(0, 1) for k, _ in rows], FRAME_BUCKET, right_align=True,
-                                dtype=self.dtype)  # (B, M, h, d)
-            values, _ = pad_batch([v.transpose(0, 1) for _, v in rows], FRAME_BUCKET, right_align=True,
-                                  dtype=self.dtype)
-            self._last = (layer, (keys.transpose(1, 2), values.transpose(1, 2)))  # (B, h, M, d)
-        return self._last[1]
-
-
-def _batch_memory(jobs: Sequence, dtype: torch.dtype) -> tuple[Optional[BatchMemory], Optional[torch.Tensor]]:
-    """The batch's cached keys/values (BatchMemory) and their (B, M) mask; (None, None) when
-    nothing is cached."""
-    if all(job.memory is None for job in jobs):
-        return None, None
-    memory = BatchMemory(jobs, dtype)
-    return memory, memory.mask
+def _memory_mask(jobs: Sequence, frames: int) -> Optional[torch.Tensor]:
+    """(B, M) True = real cached frame (right-aligned into M frames); None when no row is padded."""
+    lengths = [0 if job.memory is None else job.memory[0][0].shape[1] for job in jobs]
+    if all(length == frames for length in lengths):
+        return None
+    device = jobs[0].features.device
+    positions = torch.arange(frames, device=device)
+    return positions[None, :] >= torch.tensor([frames - n for n in lengths], device=device)[:, None]
 
 
 def run_cached(model: LoadedModel, jobs: Sequence) -> list[torch.Tensor]:
@@ -151,8 +109,10 @@ def run_cached(model: LoadedModel, jobs: Sequence) -> list[torch.Tensor]:
         ones = features.new_ones(features.shape[:2], dtype=torch.bool)
         mask = torch.cat([left.new_ones(left.shape[:2], dtype=torch.bool) if left_mask is None else left_mask,
                           ones if frame_mask is None else frame_mask], dim=1)  # (B, P + N)
-    memory, memory_mask = _batch_memory(jobs, model.dtype)
-    cache = StreamCache(left=left.shape[1], memory=memory, memory_mask=memory_mask)
+    cached = max(0 if job.memory is None else job.memory[0][0].shape[1] for job in jobs)
+    past = round_up(cached, FRAME_BUCKET)
+    cache = StreamCache(left=left.shape[1], rows=[job.memory for job in jobs], past_frames=past,
+                        memory_mask=_memory_mask(jobs, past) if past else None)
     logits = model.model.encode_features(torch.cat([left, features], dim=1), mask, cache)
     for i, job in enumerate(jobs):
         keep = job.commit_end - job.commit_start

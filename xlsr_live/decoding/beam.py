@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 REPLAY_FLOOR_LOGP = -1000.0  # log-prob of the other labels in a replayed frame (pyctcdecode skips them)
 
+
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise log-softmax in float64 for numeric headroom."""
     logits = np.asarray(logits, dtype=np.float64)
@@ -269,9 +270,10 @@ def safe_cut(beams, count: int) -> tuple[int, int]:
 
 def replay_frames(word: str, labels: list[str]) -> Optional[np.ndarray]:
     """(T, labels) log-probs that spell `word` with certainty (a blank frame between repeated
-    labels); None if the labels have no word delimiter " " or cannot spell it."""
-    if " " not in labels:
+    labels); None if the labels have no word delimiter " " or blank "", or cannot spell it."""
+    if " " not in labels or "" not in labels:
         return None
+    blank = labels.index("")
     index = {label: i for i, label in enumerate(labels) if label and label != " "}
     longest = max(map(len, index), default=0)
     ids, position = [], 0
@@ -281,7 +283,7 @@ def replay_frames(word: str, labels: list[str]) -> Optional[np.ndarray]:
         if not size:
             return None
         token = index[word[position:position + size]]
-        ids += [0, token] if ids and ids[-1] == token else [token]
+        ids += [blank, token] if ids and ids[-1] == token else [token]
         position += size
     frames = np.full((len(ids), len(labels)), REPLAY_FLOOR_LOGP)
     frames[np.arange(len(ids)), ids] = 0.0

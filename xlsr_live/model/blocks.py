@@ -10,6 +10,7 @@ P left frames (positional context only), N new frames, M cached frames before th
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +19,8 @@ from torch import nn
 from .config import ModelConfig
 
 KeyValue = tuple[torch.Tensor, torch.Tensor]  # keys, values (B, h, T, d)
+# streaming: the new frames' keys/values (B, h, N, d) -> with the cached frames' before them (B, h, M + N, d)
+JoinPast = Callable[[torch.Tensor, torch.Tensor], KeyValue]
 CONV_NORM_EPS = 1e-5  # transformers' conv-layer norms keep torch's default eps, not layer_norm_eps
 
 
@@ -184,15 +187,15 @@ class Attention(nn.Module):
         """What scaled_dot_product_attention adds to the scores: here the key mask only."""
         return mask
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, past: KeyValue | None = None,
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, join: JoinPast | None = None,
                 bias: torch.Tensor | None = None) -> tuple[torch.Tensor, KeyValue]:
-        """x (B, N, H) attends to past keys/values (B, h, M, d) and to itself.
+        """x (B, N, H) attends to itself and, through `join`, to cached keys/values (B, h, M, d).
 
         mask (B, 1, 1, M + N), True = attend; bias (h, N, M + N) relative position bias (WavLM).
         Returns (B, N, H) and the new frames' own keys/values (B, h, N, d), for later windows.
         """
         q, k, v = self._heads(x)
-        keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
+        keys, values = (k, v) if join is None else join(k, v)
         y = F.scaled_dot_product_attention(q, keys, values, attn_mask=self.attention_mask(x, mask, bias))
         batch, _, frames, _ = y.shape
         return self.out_proj(y.transpose(1, 2).reshape(batch, frames, -1)), (k, v)

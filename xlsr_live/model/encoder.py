@@ -8,6 +8,8 @@ M cached frames whose keys/values the new frames attend to.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -22,19 +24,41 @@ class StreamCache:
     """Streaming context of a window of new frames (approximate, like Transformer-XL's memory).
 
     The first `left` input frames are context for the positional embedding only; every layer's new
-    frames also attend to `memory`, the keys/values (B, h, M, d) that earlier frames had in their own
-    windows. forward() appends to `new` each layer's keys/values of the new frames (B, h, N, d).
+    frames also attend to the keys/values that earlier frames had in their own windows: `rows`, per
+    batch row the per-layer (h, M_i, d) cached keys/values (any float dtype, e.g. 16-bit storage;
+    None: nothing cached), right-aligned into `past_frames` (M >= every M_i) frames, the padding
+    masked by `memory_mask` (B, M) (True = real frame; None: no padding). forward() appends to `new`
+    each layer's keys/values of the new frames (B, h, N, d).
     """
 
     left: int = 0
-    memory: list[KeyValue] | None = None
-    memory_mask: torch.Tensor | None = None  # (B, M) True = real frame; None: all real
+    rows: Sequence[Sequence[KeyValue] | None] | None = None
+    past_frames: int = 0
+    memory_mask: torch.Tensor | None = None
     new: list[KeyValue] = dataclasses.field(default_factory=list)
+    _workspace: KeyValue | None = dataclasses.field(default=None, repr=False)
 
-    @property
-    def past_frames(self) -> int:
-        """M: cached frames per row."""
-        return 0 if self.memory is None else self.memory[0][0].shape[2]
+    def join(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> KeyValue:
+        """Keys and values (B, h, M + N, d) of `layer`: the rows' cached frames, then k, v (B, h, N, d).
+
+        One buffer pair serves every layer of the pass (each layer is done with it before the next
+        fills it), and each cached tensor is copied once, converted on the way: no concatenation,
+        padding or dtype conversion of its own.
+        """
+        batch, heads, frames, width = k.shape
+        shape = (batch, heads, self.past_frames + frames, width)
+        if self._workspace is None or self._workspace[0].shape != shape:
+            self._workspace = (k.new_zeros(shape), v.new_zeros(shape))  # the padding stays zero
+        keys, values = self._workspace
+        end = self.past_frames
+        for i, row in enumerate(self.rows or ()):
+            if row is not None:
+                cached_k, cached_v = row[layer]
+                keys[i, :, end - cached_k.shape[1]:end] = cached_k
+                values[i, :, end - cached_v.shape[1]:end] = cached_v
+        keys[:, :, end:] = k
+        values[:, :, end:] = v
+        return keys, values
 
 
 class EncoderLayer(nn.Module):
@@ -50,15 +74,15 @@ class EncoderLayer(nn.Module):
         # MMS: a language adapter, swapped per language (adapters.py)
         self.adapter_layer = blocks.AttnAdapter(config) if config.adapter_attn_dim is not None else None
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, past: KeyValue | None = None,
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, join: blocks.JoinPast | None = None,
                 bias: torch.Tensor | None = None) -> tuple[torch.Tensor, KeyValue]:
         """x (B, N, H) -> (B, N, H) and its keys/values (see Attention.forward)."""
         if self.pre_norm:
-            attended, new = self.attention(self.layer_norm(x), mask, past, bias)
+            attended, new = self.attention(self.layer_norm(x), mask, join, bias)
             x = x + attended
             x = x + self.feed_forward(self.final_layer_norm(x))
             return (x if self.adapter_layer is None else x + self.adapter_layer(x)), new
-        attended, new = self.attention(x, mask, past, bias)
+        attended, new = self.attention(x, mask, join, bias)
         x = self.layer_norm(x + attended)
         return self.final_layer_norm(x + self.feed_forward(x)), new
 
@@ -88,8 +112,8 @@ class Encoder(nn.Module):
             past = 0 if cache is None else cache.past_frames
             bias = self.layers[0].attention.position_bias(x.shape[1], past + x.shape[1])
         for index, layer in enumerate(self.layers):
-            past_kv = None if cache is None or cache.memory is None else cache.memory[index]
-            x, new = layer(x, key_mask, past_kv, bias)
+            join = None if cache is None or cache.past_frames == 0 else functools.partial(cache.join, index)
+            x, new = layer(x, key_mask, join, bias)
             if cache is not None:
                 cache.new.append(new)
         return self.layer_norm(x) if self.pre_norm else x

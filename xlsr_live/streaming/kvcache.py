@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from ..model.batching import FRAME_BUCKET, pad_batch
+from ..model.batching import FRAME_BUCKET, pad_batch, round_up
 from ..model.blocks import KeyValue
 from ..model.encoder import StreamCache
 from ..model.loader import LoadedModel
@@ -52,6 +52,11 @@ class KeyValueCache:
             return 0
         return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in self._layers)
 
+    def stored(self) -> Optional[list[KeyValue]]:
+        """Per layer (keys, values) (h, M, d) as stored (no copy; StreamCache.join converts them
+        while placing them); None while empty. Later appends leave these tensors unchanged."""
+        return self._layers
+
     def memory(self) -> Optional[list[KeyValue]]:
         """Per layer (keys, values) (h, M, d) in the computing dtype, oldest frame first; None while empty."""
         if self._layers is None or self._layers[0][0].dtype == self._dtype:
@@ -78,20 +83,14 @@ class KeyValueCache:
         self._layers = None
 
 
-def _batch_memory(jobs: Sequence) -> tuple[Optional[list[KeyValue]], Optional[torch.Tensor]]:
-    """Per layer (B, h, M, d) keys/values, padded before the real frames (so that they stay next to
-    the new frames), and the (B, M) mask (None if unpadded); (None, None) when nothing is cached."""
-    some = next((job.memory for job in jobs if job.memory is not None), None)
-    if some is None:
-        return None, None
-    layers, mask = [], None
-    for layer in range(len(some)):
-        empty = some[layer][0][:, :0]
-        rows = [(empty, empty) if job.memory is None else job.memory[layer] for job in jobs]
-        keys, mask = pad_batch([k.transpose(0, 1) for k, _ in rows], FRAME_BUCKET, right_align=True)  # (B, M, h, d)
-        values, _ = pad_batch([v.transpose(0, 1) for _, v in rows], FRAME_BUCKET, right_align=True)
-        layers.append((keys.transpose(1, 2), values.transpose(1, 2)))  # (B, h, M, d)
-    return layers, mask
+def _memory_mask(jobs: Sequence, frames: int) -> Optional[torch.Tensor]:
+    """(B, M) True = real cached frame (right-aligned into M frames); None when no row is padded."""
+    lengths = [0 if job.memory is None else job.memory[0][0].shape[1] for job in jobs]
+    if all(length == frames for length in lengths):
+        return None
+    device = jobs[0].features.device
+    positions = torch.arange(frames, device=device)
+    return positions[None, :] >= torch.tensor([frames - n for n in lengths], device=device)[:, None]
 
 
 def run_cached(model: LoadedModel, jobs: Sequence) -> list[torch.Tensor]:
@@ -110,8 +109,10 @@ def run_cached(model: LoadedModel, jobs: Sequence) -> list[torch.Tensor]:
         ones = features.new_ones(features.shape[:2], dtype=torch.bool)
         mask = torch.cat([left.new_ones(left.shape[:2], dtype=torch.bool) if left_mask is None else left_mask,
                           ones if frame_mask is None else frame_mask], dim=1)  # (B, P + N)
-    memory, memory_mask = _batch_memory(jobs)
-    cache = StreamCache(left=left.shape[1], memory=memory, memory_mask=memory_mask)
+    cached = max(0 if job.memory is None else job.memory[0][0].shape[1] for job in jobs)
+    past = round_up(cached, FRAME_BUCKET)
+    cache = StreamCache(left=left.shape[1], rows=[job.memory for job in jobs], past_frames=past,
+                        memory_mask=_memory_mask(jobs, past) if past else None)
     logits = model.model.encode_features(torch.cat([left, features], dim=1), mask, cache)
     for i, job in enumerate(jobs):
         keep = job.commit_end - job.commit_start

@@ -128,7 +128,7 @@ class Utterance:
         first = max(0, commit_start - self.feature_left_frames)
         return WindowJob(stream, self.index, self.next_chunk, last - commit_start, 0, commit_end - commit_start,
                          features=self._cache.get(commit_start, last),
-                         left_features=self._cache.get(first, commit_start), memory=self._kv.memory(),
+                         left_features=self._cache.get(first, commit_start), memory=self._kv.stored(),
                          language=self.model.language)
 
     def state_bytes(self) -> int:

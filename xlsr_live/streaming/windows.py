@@ -36,7 +36,7 @@ class WindowJob:
     features: Optional[torch.Tensor] = None
     audio: Optional[torch.Tensor] = None
     left_features: Optional[torch.Tensor] = None  # kv_cache windows only
-    memory: Optional[list] = None  # kv_cache windows: per layer (keys, values) (heads, M, d)
+    memory: Optional[list] = None  # kv_cache windows: per layer (keys, values) (heads, M, d), as stored
     new_memory: Optional[list] = None  # set by run_jobs for kv_cache windows
     language: Optional[str] = None  # MMS: the language of the model that made it (run_jobs groups by it)
 

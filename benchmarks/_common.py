@@ -239,9 +239,13 @@ def simulate(model, audio: np.ndarray, options, timer=time.perf_counter) -> tupl
     feed() starts when its block has arrived and the previous feed() has finished, taking its measured
     wall time (or whatever `timer` measures, e.g. time.thread_time: CPU time of this thread); (emission
     time, event) pairs and the compute seconds."""
+    from xlsr_live.decoding import DecoderFactory
+    from xlsr_live.decoding.lm import resolve_decoder
     from xlsr_live.streaming.recognizer import StreamingRecognizer
 
-    recognizer = StreamingRecognizer(model, options)
+    decoders = DecoderFactory(model.vocab, resolve_decoder(options.decoder, model.source))
+    decoders.prepare()  # a language model loads before the stream starts, as a server loads it at start-up
+    recognizer = StreamingRecognizer(model, options, decoders=decoders)
     clock, compute, emitted = 0.0, 0.0, []
     for index in range(0, audio.size, BLOCK):
         arrival = (index + BLOCK) / SAMPLE_RATE

@@ -3,7 +3,8 @@
 * `processes`: whole processes, model load included, on the held-out 1-minute recording:
   `xlsr-live transcribe FILE --stream` with no speed flags, the same with `--exact`, and
   transformers' chunked pipeline (chunk 10 s, strides 4/2 s). Streaming RTF = process wall time /
-  audio duration (load included, so an upper bound), and the ratio to the pipeline's process.
+  audio duration (load included, so an upper bound), and the ratio to the pipeline's process;
+  `--repeat N` runs the kinds round robin N times and reports medians.
 * `agreement`: frame argmax agreement of the committed logits of the defaults (int8, kv_cache)
   against `--exact` (fp32, recompute), same windows, random XLSR-53-size weights, several seeds,
   on continuous synthetic voice (every frame inside an utterance).
@@ -50,7 +51,8 @@ def timed(command: list[str]) -> tuple[float, float]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    # cwd too: `python -m` puts the working directory first on sys.path
+    subprocess.run(command, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -69,11 +71,17 @@ def processes(args) -> dict:
            "--device", "cpu"]
     runs = {"defaults": cli, "exact": cli + ["--exact"],
             "pipeline": [sys.executable, "-c", PIPELINE, args.model, str(path)]}
-    report = {"model": args.model, "audio_s": round(seconds, 1), "wall_s": {}, "cpu_s": {}}
-    for name in args.runs:
-        wall, cpu = timed(runs[name])
-        report["wall_s"][name], report["cpu_s"][name] = round(wall, 2), round(cpu, 2)
-        print(f"{name}: wall {wall:.1f} s (RTF {wall / seconds:.3f}), CPU {cpu:.1f} s", flush=True)
+    report = {"model": args.model, "audio_s": round(seconds, 1), "repeat": args.repeat, "wall_s": {}, "cpu_s": {},
+              "all_wall_s": {name: [] for name in args.runs}, "all_cpu_s": {name: [] for name in args.runs}}
+    for _ in range(args.repeat):  # round robin, so that a noisy minute hits every kind alike
+        for name in args.runs:
+            wall, cpu = timed(runs[name])
+            report["all_wall_s"][name].append(round(wall, 2))
+            report["all_cpu_s"][name].append(round(cpu, 2))
+            print(f"{name}: wall {wall:.1f} s (RTF {wall / seconds:.3f}), CPU {cpu:.1f} s", flush=True)
+    for name in args.runs:  # medians
+        report["wall_s"][name] = float(np.median(report["all_wall_s"][name]))
+        report["cpu_s"][name] = float(np.median(report["all_cpu_s"][name]))
     for kind in ("wall_s", "cpu_s"):
         values = report[kind]
         report[f"rtf_{kind[:-2]}"] = {name: round(v / seconds, 3) for name, v in values.items()}
@@ -139,6 +147,7 @@ def main() -> None:
     parser.add_argument("--model", default="/tmp/xlsr53", help="processes: checkpoint (XLSR-53 size)")
     parser.add_argument("--minutes", type=float, default=1.0, help="processes: held-out recording length")
     parser.add_argument("--runs", nargs="+", default=["defaults", "exact", "pipeline"])
+    parser.add_argument("--repeat", type=int, default=1, help="processes: runs of each kind (medians reported)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="agreement: random weights")
     parser.add_argument("--seconds", type=float, default=20.0, help="agreement: synthetic voice per seed")
     parser.add_argument("--threads", type=int, default=2)

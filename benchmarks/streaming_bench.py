@@ -9,7 +9,7 @@ calling thread instead of its wall time (with `--threads 1`: the compute a free 
 on a shared machine wall time also counts other processes' turns).
 
     python benchmarks/streaming_bench.py [--model demo] [--minutes 3] [--configs 1000/3000/400 ...]
-        [--decoders greedy auto auto:all:next ...]
+        [--decoders greedy auto auto:all:next auto:0:10:committed ...] [--per-word]
 
 Per word of the finals: latency from the word's end in the audio to the first partial that
 contains it, and to the moment it became stable (p50/p95). Flicker: share of partials that
@@ -27,15 +27,16 @@ import soundfile
 
 import _common
 import heldout
-from _common import percentiles, simulate, word_latencies
+from _common import percentiles, simulate, word_latencies, word_times
 
 RESULTS = _common.RESULTS
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
 def decoder_options(spec: str):
-    """DecoderOptions from "KIND[:MARGIN[:GAP]]": MARGIN = stable_vote_margin (a number, or "all":
-    every beam votes), GAP = word_end_gap_frames (an int, or "next": wait for the next word)."""
+    """DecoderOptions from "KIND[:MARGIN[:GAP[:WHERE]]]": MARGIN = stable_vote_margin (a number, or
+    "all": every beam votes), GAP = word_end_gap_frames (an int, or "next": wait for the next word),
+    WHERE = where a stable word may end: "lookahead" (stable_in_lookahead) or "committed"."""
     from xlsr_live.decoding import DecoderOptions
 
     kind, *rest = spec.split(":")
@@ -44,11 +45,15 @@ def decoder_options(spec: str):
         fields["stable_vote_margin"] = None if rest[0] == "all" else float(rest[0])
     if len(rest) > 1:
         fields["word_end_gap_frames"] = None if rest[1] == "next" else int(rest[1])
+    if len(rest) > 2:
+        if rest[2] not in ("lookahead", "committed"):
+            raise ValueError(f"decoder {spec!r}: WHERE must be 'lookahead' or 'committed', not {rest[2]!r}")
+        fields["stable_in_lookahead"] = rest[2] == "lookahead"
     return DecoderOptions(kind=kind, **fields)
 
 
 def run_config(model, audio, spec: str, offline_text: str, reference: str, timer=time.perf_counter,
-               decoder: str = "auto") -> dict:
+               decoder: str = "auto", per_word: bool = False) -> dict:
     import jiwer
 
     from xlsr_live.streaming.options import StreamingOptions, WindowOptions
@@ -70,7 +75,14 @@ def run_config(model, audio, spec: str, offline_text: str, reference: str, timer
             "cer_vs_reference": round(jiwer.cer(reference, streamed), 4),
             "first_partial_latency_s": percentiles(lat["first_partial"]),
             "stable_latency_s": percentiles(lat["stable"]), "flicker_rate": round(lat["flicker_rate"], 3),
-            "partials": lat["partials"], "stable_rewrites": lat["stable_rewrites"], "words": len(lat["stable"])}
+            "partials": lat["partials"], "stable_rewrites": lat["stable_rewrites"], "words": len(lat["stable"]),
+            **({"per_word": word_rows(emitted)} if per_word else {})}
+
+
+def word_rows(emitted) -> list[dict]:
+    """Per final word: text, audio end (s), delays from it to its first partial and to stable text (s)."""
+    return [{"word": r["word"], "end_s": round(r["end"], 3), "first_partial_s": round(r["first_partial"] - r["end"], 3),
+             "stable_s": round(r["stable"] - r["end"], 3)} for r in word_times(emitted)]
 
 
 def main() -> None:
@@ -89,9 +101,12 @@ def main() -> None:
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="time a feed() by wall time or by the calling thread's CPU time")
     parser.add_argument("--decoders", nargs="+", default=["auto"],
-                        help='decoder per run: "greedy", "beam" or "auto", optionally ":MARGIN[:GAP]" '
+                        help='decoder per run: "greedy", "beam" or "auto", optionally ":MARGIN[:GAP[:WHERE]]" '
                              '(stable_vote_margin: a number or "all" for every beam; word_end_gap_frames: an int or '
-                             '"next"); each config runs with each decoder')
+                             '"next"; stable words may end in the "lookahead" or only in "committed" frames); '
+                             'each config runs with each decoder')
+    parser.add_argument("--per-word", action="store_true",
+                        help="write each final word's delays to first partial and stable text into the JSON")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", default=str(RESULTS / "streaming.json"))
     args = parser.parse_args()
@@ -106,7 +121,7 @@ def main() -> None:
     started = time.perf_counter()
     offline = transcribe_array(model, audio).text
     offline_rtf = (time.perf_counter() - started) / (audio.size / 16_000)
-    rows = [run_config(model, audio, spec, offline, reference, CLOCKS[args.clock], decoder)
+    rows = [run_config(model, audio, spec, offline, reference, CLOCKS[args.clock], decoder, args.per_word)
             for spec in args.configs for decoder in args.decoders]
     report = {"model": args.model, "dtype": args.dtype, "clock": args.clock, "threads": args.threads, "audio_s": round(audio.size / 16_000, 1),
               "offline": {"rtf": round(offline_rtf, 4), "wer_vs_reference": round(jiwer.wer(reference, offline), 4),

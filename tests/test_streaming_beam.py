@@ -119,19 +119,20 @@ class WordHistoryLM:
 
 
 def test_beam_restarts_from_lm_state_of_committed_words(tiny_model):
-    """Each re-decode starts from the LM state after exactly the committed (stable) words."""
+    """Each re-decode replays the last stable word from the LM state before it (after the others)."""
     from pyctcdecode.alphabet import Alphabet
     from pyctcdecode.decoder import BeamSearchDecoderCTC
 
     from xlsr_live.decoding.beam import BeamAlphabet, BeamUtteranceDecoder
 
     vocab = tiny_model.vocab
-    search = BeamSearchDecoderCTC(Alphabet.build_alphabet(BeamAlphabet(vocab).labels), WordHistoryLM())
+    labels = BeamAlphabet(vocab).labels
+    search = BeamSearchDecoderCTC(Alphabet.build_alphabet(labels), WordHistoryLM())
     # the last word waits for a next one, so finish() still has words to decode after the committed ones
     decoder = BeamUtteranceDecoder(vocab, DecoderOptions(kind="beam", beam_width=8, word_end_gap_frames=None), search)
     starts = []
     original = search.decode_beams
-    search.decode_beams = lambda *a, **k: starts.append((k["lm_start_state"], len(decoder.words))) or original(*a, **k)
+    search.decode_beams = lambda logits, **k: starts.append((k["lm_start_state"], len(decoder.words), logits)) or original(logits, **k)
     script = frame_script(vocab, TEXT)
     logits = np.full((len(script) + 20, len(vocab)), 0.0, dtype=np.float32)
     for frame, token in enumerate(script + [vocab.blank_id] * 20):
@@ -143,12 +144,53 @@ def test_beam_restarts_from_lm_state_of_committed_words(tiny_model):
     assert text == TEXT
     committed = [w[0] for w in decoder.words]
     assert 0 < len(committed) < len(TEXT.split())
-    for state, count in starts:
-        assert state == ("<s>",) + tuple(committed[:count])
-    assert any(count > 0 for _, count in starts)
+    for state, count, frames in starts:
+        assert state == ("<s>",) + tuple(committed[:max(count - 1, 0)])
+        if count:  # the decoded frames open with the last stable word, spelled with certainty
+            certain = [labels[i] for i in frames.argmax(axis=1)[:(frames.max(axis=1) == 0).argmin()]]
+            spelled = "".join(c for k, c in enumerate(certain) if c and (k == 0 or c != certain[k - 1]))
+            assert spelled == committed[count - 1]
+    assert any(count > 0 for _, count, _ in starts)
 
 
-def advance_rival_script(vocab, margin, rival=8.0, gap=None):
+def noisy_word_logits(vocab, seed, words):
+    """Logits of six random `words` (letters 1-3 frames, optional delimiters and blanks), noisy."""
+    rng = np.random.default_rng(seed)
+    ids = []
+    for index, word in enumerate(rng.choice(words, 6)):
+        if index:
+            ids += [vocab.labels.index("|")] * int(rng.integers(0, 2)) + [vocab.blank_id] * int(rng.integers(0, 3))
+        for char in word:
+            ids += [vocab.labels.index(char)] * int(rng.integers(1, 4)) + [vocab.blank_id] * int(rng.integers(0, 2))
+    ids += [vocab.blank_id] * 12
+    logits = rng.normal(0.0, 0.5, (len(ids), len(vocab))).astype(np.float32)
+    logits[np.arange(len(ids)), ids] += 7.0
+    return logits
+
+
+def test_beam_stream_equals_one_decode_with_lm(tiny_model, tmp_path):
+    """With a KenLM model and one-letter words in it, streaming finals equal one decode of the whole
+    utterance for any chunking: letters around a restart point are not read as new words."""
+    pytest.importorskip("kenlm")
+    from xlsr_live.decoding.beam import BeamAlphabet, BeamUtteranceDecoder, build_beam_decoder, decode_whole, log_softmax
+    from xlsr_live.decoding.testing import write_arpa
+
+    words = ["lots", "will", "s", "see", "sell", "a", "tall", "tree", "is", "as"]
+    arpa = write_arpa(tmp_path / "lm.arpa", [["lots", "will", "see"], ["a", "tall", "tree"], ["s"], ["is", "as", "sell"]])
+    options = DecoderOptions(kind="beam", beam_width=8, kenlm_path=str(arpa), beta=2.0)
+    alphabet = BeamAlphabet(tiny_model.vocab)
+    search = build_beam_decoder(alphabet, options)
+    for seed in range(8):
+        logits = noisy_word_logits(tiny_model.vocab, seed, words)
+        whole, _ = decode_whole(search, alphabet.reduce(log_softmax(logits)), options)
+        for chunk in (5, 8, 13):
+            decoder = BeamUtteranceDecoder(tiny_model.vocab, options, search, alphabet)
+            for begin in range(0, len(logits), chunk):
+                decoder.advance(logits[begin:begin + chunk], logits[begin + chunk:begin + chunk + 5])
+            assert decoder.finish(0)[0] == whole, (seed, chunk)
+
+
+def advance_rival_script(vocab, margin, rival=8.0, gap=None, in_lookahead=False):
     """Stable text after each chunk and the final text of scripted logits in which "a" rivals every "e"."""
     from xlsr_live.decoding.beam import BeamUtteranceDecoder
 
@@ -157,7 +199,7 @@ def advance_rival_script(vocab, margin, rival=8.0, gap=None):
     logits[np.arange(len(script)), script] = 10.0
     logits[[f for f, t in enumerate(script) if vocab.labels[t] == "e"], vocab.labels.index("a")] = rival
     decoder = BeamUtteranceDecoder(vocab, DecoderOptions(kind="beam", beam_width=8, stable_vote_margin=margin,
-                                                            word_end_gap_frames=gap))
+                                                            word_end_gap_frames=gap, stable_in_lookahead=in_lookahead))
     chunk, lookahead = WINDOW.chunk_frames, WINDOW.lookahead_frames
     stables = [decoder.advance(logits[b:b + chunk], logits[b + chunk:b + chunk + lookahead]).stable
                for b in range(0, len(logits), chunk)]
@@ -184,6 +226,23 @@ def test_word_end_gap_commits_last_word_before_the_end(tiny_model):
     for earlier, later in zip(gapped, gapped[1:] + [final]):
         assert later.startswith(earlier)
     assert all(len(g) >= len(w) for g, w in zip(gapped, waiting))
+
+
+def test_stable_words_may_end_in_the_lookahead(tiny_model):
+    """With stable_in_lookahead a finished word ending in the lookahead is stable a chunk earlier; never revised."""
+    committed_only, final = advance_rival_script(tiny_model.vocab, 1.0, gap=5)
+    peeked, peeked_final = advance_rival_script(tiny_model.vocab, 1.0, gap=5, in_lookahead=True)
+    assert final == peeked_final == TEXT
+    assert all(len(p) >= len(c) for p, c in zip(peeked, committed_only))
+    assert any(len(p) > len(c) for p, c in zip(peeked, committed_only))
+    for earlier, later in zip(peeked, peeked[1:] + [peeked_final]):
+        assert later.startswith(earlier)
+
+
+def test_stable_in_lookahead_validated():
+    """A stable_in_lookahead that is not a bool is a ValueError naming it."""
+    with pytest.raises(ValueError, match="stable_in_lookahead="):
+        DecoderOptions(kind="beam", stable_in_lookahead=1)
 
 
 @pytest.mark.parametrize("fields", [{"word_end_gap_frames": 0}, {"word_end_gap_frames": 2.5},

@@ -1,11 +1,12 @@
 """Streaming CTC beam search on pyctcdecode 0.5.0 (optional KenLM, hotwords), bounded per chunk.
 
 pyctcdecode has no partial-decoding API, so each chunk re-decodes the frames since the last
-point the beams agreed on ("pending" frames) plus the lookahead, starting from the LM state after
-the committed words. Words that every voting beam agrees on (the beams whose combined score is
-within `stable_vote_margin` of the best, or all returned beams), that are followed by another word
-in every voting beam (or by `word_end_gap_frames` frames without one) and that end inside the
-committed frames, become stable; the pending frames then
+stable word ("pending" frames) plus the lookahead, from the LM state before that word, whose
+letters are replayed first so that the beams continue its CTC path. Words that every voting beam
+agrees on (the beams whose combined score is within `stable_vote_margin` of the best, or all
+returned beams) and that are finished in every voting beam (followed by another word, or by
+`word_end_gap_frames` decoded frames without one) become stable; with `stable_in_lookahead` they
+may end inside the lookahead, otherwise inside the committed frames. The pending frames then
 restart after them. If the beams never agree, at most `max_beam_frames` frames stay pending: the
 best beam's complete words in the older part are committed, so the cost per chunk stays bounded
 on long utterances.
@@ -29,6 +30,9 @@ if TYPE_CHECKING:  # the vocabulary's package (model/) imports torch
     from ..model.tokenizer import CTCVocabulary
 
 log = logging.getLogger(__name__)
+
+REPLAY_FLOOR_LOGP = -1000.0  # log-prob of the other labels in a replayed frame (pyctcdecode skips them)
+
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise log-softmax in float64 for numeric headroom."""
@@ -81,13 +85,32 @@ class BeamUtteranceDecoder:
         self.words: list[tuple[str, int, int, float]] = []  # committed (word, start, end frame, conf)
         self.base = 0  # utterance frame where the pending frames start
         self._pending: list[np.ndarray] = []  # reduced log-probs of committed, undecided frames
-        self._lm_state = None
+        self._covered = 0  # frames of the next committed chunk that stable words already cover
+        self._lm_state = None  # KenLM state after the stable words
+        self._lm_state_before_last = None  # ... and before the last of them (replayed by _decode)
         self.trailing_blank_frames = 0
         self._best_text = ""
 
     def _decode(self, frames: np.ndarray):
-        """Beams over `frames` (reduced log-probs) from the LM state after the committed words."""
-        return run_beams(self.decoder, frames, self.options, self._start_state() if len(frames) else None)
+        """Beams over `frames` (reduced log-probs) after the stable words.
+
+        The last stable word is replayed first (its labels as certain frames, from the LM state
+        before it), so the beams continue its CTC path as one decode of the whole utterance would:
+        a repeat of its last letter is absorbed and the next word needs a delimiter. A fresh start
+        would read that letter as a new one-letter word. Beams that extend the replayed word are
+        dropped; if none is left, the frames are decoded from the LM state after it.
+        """
+        if not len(frames):
+            return []
+        replay = replay_frames(self.words[-1][0], self.alphabet.labels) if self.words else None
+        if replay is not None:
+            beams = run_beams(self.decoder, np.concatenate([replay, frames]), self.options,
+                              self._lm_state_before_last)
+            kept = strip_replayed(beams, self.words[-1][0], len(replay))
+            if kept:
+                return kept
+            log.debug("no beam continues the stable word %r; decoding without it", self.words[-1][0])
+        return run_beams(self.decoder, frames, self.options, self._start_state())
 
     def _start_state(self):
         """KenLM state after the committed words (None without a language model)."""
@@ -105,12 +128,16 @@ class BeamUtteranceDecoder:
             return
         state = self._start_state()
         for word in words:
+            self._lm_state_before_last = state
             _, state = model.score(state, word, is_last_word=False)
         self._lm_state = state
 
     def advance(self, committed: np.ndarray, lookahead: np.ndarray) -> Hypothesis:
         """Commit frames `committed`; words the voting beams agree on become stable."""
         self.trailing_blank_frames = trailing_silence(self.trailing_blank_frames, committed, self.vocab)
+        skipped = min(self._covered, len(committed))  # decided from the previous chunk's lookahead
+        committed, self._covered = committed[skipped:], self._covered - skipped
+        lookahead = lookahead[self._covered:]
         if len(committed):
             self._pending.append(self.alphabet.reduce(log_softmax(committed)))
         pending = np.concatenate(self._pending) if self._pending else np.zeros((0, len(self.alphabet.labels)))
@@ -118,14 +145,16 @@ class BeamUtteranceDecoder:
             self._pending = [pending]
         frames = np.concatenate([pending, self.alphabet.reduce(log_softmax(lookahead))]) if len(lookahead) else pending
         beams = self._decode(frames)
-        return self._hypothesis(beams, self._commit_agreed(beams, pending, len(frames)))
+        return self._hypothesis(beams, self._commit_agreed(beams, pending, frames))
 
-    def _commit_agreed(self, beams, pending: np.ndarray, decoded_frames: int) -> int:
-        """Commit the words the voting beams agree on inside the pending frames; returns how many."""
+    def _commit_agreed(self, beams, pending: np.ndarray, frames: np.ndarray) -> int:
+        """Commit the finished words the voting beams agree on inside the pending frames (or the
+        decoded `frames`, lookahead included, with `stable_in_lookahead`); returns how many."""
         if not beams:
             return 0
         voters = voting_beams(beams, self.options.stable_vote_margin)
-        count = len(agreed_words(voters, len(pending), decoded_frames, self.options.word_end_gap_frames))
+        limit = len(frames) if self.options.stable_in_lookahead else len(pending)
+        count = len(agreed_words(voters, limit, len(frames), self.options.word_end_gap_frames))
         if not count and len(pending) > self.options.max_beam_frames:
             horizon = len(pending) - self.options.max_beam_frames // 2
             voters = beams[:1]
@@ -135,9 +164,10 @@ class BeamUtteranceDecoder:
         if not count:
             return 0
         for word, (start, end) in beams[0][2][:count]:
-            self.words.append((word, self.base + start, self.base + end, word_confidence(pending, start, end)))
+            self.words.append((word, self.base + start, self.base + end, word_confidence(frames, start, end)))
         self._advance_lm([word for word, _ in beams[0][2][:count]])
         self._pending = [pending[cut:]]
+        self._covered = max(0, cut - len(pending))
         self.base += cut
         return count
 
@@ -202,8 +232,8 @@ def voting_beams(beams, margin: Optional[float]) -> list:
     return [beams[0]] + [beam for beam in beams[1:] if beam[4] >= floor]
 
 
-def agreed_words(beams, committed_frames: int, decoded_frames: int = 0, end_gap: Optional[int] = None) -> list:
-    """Longest common word prefix of all beams ending in committed frames; each beam's last word is
+def agreed_words(beams, stable_frames: int, decoded_frames: int = 0, end_gap: Optional[int] = None) -> list:
+    """Longest common word prefix of all beams ending within `stable_frames`; each beam's last word is
     left out unless `end_gap` is set and at least that many decoded frames follow it (that beam
     heard no further word: the word is finished)."""
     lists = [finished_words(beam[2], decoded_frames, end_gap) for beam in beams]
@@ -211,7 +241,7 @@ def agreed_words(beams, committed_frames: int, decoded_frames: int = 0, end_gap:
     for position, (word, span) in enumerate(lists[0]):
         if any(len(other) <= position or other[position][0] != word for other in lists[1:]):
             break
-        if max(other[position][1][1] for other in lists) > committed_frames:
+        if max(other[position][1][1] for other in lists) > stable_frames:
             break
         agreed.append((word, span))
     return agreed
@@ -236,6 +266,39 @@ def safe_cut(beams, count: int) -> tuple[int, int]:
             return count, cut
         count -= 1
     return 0, 0
+
+
+def replay_frames(word: str, labels: list[str]) -> Optional[np.ndarray]:
+    """(T, labels) log-probs that spell `word` with certainty (a blank frame between repeated
+    labels); None if the labels have no word delimiter " " or blank "", or cannot spell it."""
+    if " " not in labels or "" not in labels:
+        return None
+    blank = labels.index("")
+    index = {label: i for i, label in enumerate(labels) if label and label != " "}
+    longest = max(map(len, index), default=0)
+    ids, position = [], 0
+    while position < len(word):
+        size = next((n for n in range(min(longest, len(word) - position), 0, -1)
+                     if word[position:position + n] in index), 0)
+        if not size:
+            return None
+        token = index[word[position:position + size]]
+        ids += [blank, token] if ids and ids[-1] == token else [token]
+        position += size
+    frames = np.full((len(ids), len(labels)), REPLAY_FLOOR_LOGP)
+    frames[np.arange(len(ids)), ids] = 0.0
+    return frames
+
+
+def strip_replayed(beams: list, word: str, replayed: int) -> list:
+    """The beams whose first word is the replayed `word`, without it; frames counted after the replay."""
+    kept = []
+    for _, lm_state, words, logit_score, score in beams:
+        if not words or words[0][0] != word:
+            continue
+        rest = [(w, (start - replayed, end - replayed)) for w, (start, end) in words[1:]]
+        kept.append((" ".join(w for w, _ in rest), lm_state, rest, logit_score, score))
+    return kept
 
 
 def word_confidence(logprobs: np.ndarray, start: int, end: int) -> float:

@@ -12,7 +12,7 @@ DECODER_KINDS = ("auto", "greedy", "beam")
 DEFAULT_ALPHA = 0.5  # LM weight, unless the options or a language_model/attrs.json say otherwise
 DEFAULT_BETA = 1.0  # word insertion bonus, likewise
 DEFAULT_VOTE_MARGIN = 0.0  # only the best beam (and exact ties) vote on stable words (docs/performance.md)
-DEFAULT_WORD_END_GAP_FRAMES = 10  # 200 ms at 20 ms frames after a beam's last word: it is finished
+DEFAULT_WORD_END_GAP_FRAMES = 5  # 100 ms at 20 ms frames after a beam's last word: it is finished
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +26,8 @@ class DecoderOptions:
     returned beam must agree (slower to commit). Stable text is never revised either way.
     word_end_gap_frames: a voting beam's last word may become stable once this many decoded frames
     (committed + lookahead) follow it without another word; None: it waits for the next word.
+    stable_in_lookahead: a stable word may end inside the lookahead frames (decided on the window's
+    peeked logits, one chunk earlier); False: only inside the committed frames.
     """
 
     kind: str = "auto"
@@ -38,6 +40,7 @@ class DecoderOptions:
     max_beam_frames: int = 750  # frames re-decoded at most; older undecided frames are committed greedily
     stable_vote_margin: Optional[float] = DEFAULT_VOTE_MARGIN
     word_end_gap_frames: Optional[int] = DEFAULT_WORD_END_GAP_FRAMES
+    stable_in_lookahead: bool = True
 
     def __post_init__(self) -> None:
         check(self.kind in DECODER_KINDS, f"kind={self.kind!r} is not one of {DECODER_KINDS}")
@@ -52,3 +55,5 @@ class DecoderOptions:
         gap = self.word_end_gap_frames
         check(gap is None or (isinstance(gap, int) and not isinstance(gap, bool) and gap >= 1),
               f"word_end_gap_frames={gap!r} must be None or an int >= 1")
+        check(isinstance(self.stable_in_lookahead, bool),
+              f"stable_in_lookahead={self.stable_in_lookahead!r} must be True or False")

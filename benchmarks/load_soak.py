@@ -90,13 +90,12 @@ class RssSampler:
         return round(float(np.median(values)) * 1024 / 1e6, 2) if values else float("nan")
 
     def summary(self) -> dict:
-        """idle / steady / peak / after in MB, and the curve (seconds since the clients started, MB)."""
+        """idle / steady / peak / after in MB, the number of samples and the sampling interval."""
         m = self.marks
         half = (m["clients"] + m["audio_end"]) / 2
-        curve = [[round(when - m["clients"], 2), round(kib * 1024 / 1e6, 2)] for when, kib in self.samples]
         return {"idle_mb": self.median_mb(0.0, m["clients"]), "steady_mb": self.median_mb(half, m["audio_end"]),
                 "peak_mb": round(self.hwm_kib * 1024 / 1e6, 2), "after_mb": self.median_mb(m["done"], float("inf")),
-                "interval_s": self.interval_s, "curve": curve}
+                "samples": len(self.samples), "interval_s": self.interval_s}
 
 
 async def run_clients(url: str, connections: int, seconds: float, clip: np.ndarray) -> list:

@@ -36,7 +36,8 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 def decoder_options(spec: str):
     """DecoderOptions from "KIND[:MARGIN[:GAP[:WHERE]]]": MARGIN = stable_vote_margin (a number, or
     "all": every beam votes), GAP = word_end_gap_frames (an int, or "next": wait for the next word),
-    WHERE = where a stable word may end: "lookahead" (stable_in_lookahead) or "committed"."""
+    WHERE = where a stable word may end (stable_lookahead_frames): "lookahead" (anywhere in it),
+    "committed" (0) or N frames into the lookahead."""
     from xlsr_live.decoding import DecoderOptions
 
     kind, *rest = spec.split(":")
@@ -46,9 +47,10 @@ def decoder_options(spec: str):
     if len(rest) > 1:
         fields["word_end_gap_frames"] = None if rest[1] == "next" else int(rest[1])
     if len(rest) > 2:
-        if rest[2] not in ("lookahead", "committed"):
-            raise ValueError(f"decoder {spec!r}: WHERE must be 'lookahead' or 'committed', not {rest[2]!r}")
-        fields["stable_in_lookahead"] = rest[2] == "lookahead"
+        if rest[2] not in ("lookahead", "committed") and not rest[2].isdigit():
+            raise ValueError(f"decoder {spec!r}: WHERE must be 'lookahead', 'committed' or frames, not {rest[2]!r}")
+        fields["stable_lookahead_frames"] = {"lookahead": None, "committed": 0}.get(rest[2]) \
+            if not rest[2].isdigit() else int(rest[2])
     return DecoderOptions(kind=kind, **fields)
 
 

@@ -190,7 +190,7 @@ def test_beam_stream_equals_one_decode_with_lm(tiny_model, tmp_path):
             assert decoder.finish(0)[0] == whole, (seed, chunk)
 
 
-def advance_rival_script(vocab, margin, rival=8.0, gap=None, in_lookahead=False):
+def advance_rival_script(vocab, margin, rival=8.0, gap=None, ahead=0):
     """Stable text after each chunk and the final text of scripted logits in which "a" rivals every "e"."""
     from xlsr_live.decoding.beam import BeamUtteranceDecoder
 
@@ -199,7 +199,7 @@ def advance_rival_script(vocab, margin, rival=8.0, gap=None, in_lookahead=False)
     logits[np.arange(len(script)), script] = 10.0
     logits[[f for f, t in enumerate(script) if vocab.labels[t] == "e"], vocab.labels.index("a")] = rival
     decoder = BeamUtteranceDecoder(vocab, DecoderOptions(kind="beam", beam_width=8, stable_vote_margin=margin,
-                                                            word_end_gap_frames=gap, stable_in_lookahead=in_lookahead))
+                                                            word_end_gap_frames=gap, stable_lookahead_frames=ahead))
     chunk, lookahead = WINDOW.chunk_frames, WINDOW.lookahead_frames
     stables = [decoder.advance(logits[b:b + chunk], logits[b + chunk:b + chunk + lookahead]).stable
                for b in range(0, len(logits), chunk)]
@@ -229,9 +229,9 @@ def test_word_end_gap_commits_last_word_before_the_end(tiny_model):
 
 
 def test_stable_words_may_end_in_the_lookahead(tiny_model):
-    """With stable_in_lookahead a finished word ending in the lookahead is stable a chunk earlier; never revised."""
+    """With stable_lookahead_frames a finished word ending in the lookahead is stable a chunk earlier; never revised."""
     committed_only, final = advance_rival_script(tiny_model.vocab, 1.0, gap=5)
-    peeked, peeked_final = advance_rival_script(tiny_model.vocab, 1.0, gap=5, in_lookahead=True)
+    peeked, peeked_final = advance_rival_script(tiny_model.vocab, 1.0, gap=5, ahead=None)
     assert final == peeked_final == TEXT
     assert all(len(p) >= len(c) for p, c in zip(peeked, committed_only))
     assert any(len(p) > len(c) for p, c in zip(peeked, committed_only))
@@ -239,10 +239,11 @@ def test_stable_words_may_end_in_the_lookahead(tiny_model):
         assert later.startswith(earlier)
 
 
-def test_stable_in_lookahead_validated():
-    """A stable_in_lookahead that is not a bool is a ValueError naming it."""
-    with pytest.raises(ValueError, match="stable_in_lookahead="):
-        DecoderOptions(kind="beam", stable_in_lookahead=1)
+def test_stable_lookahead_frames_validated():
+    """A stable_lookahead_frames that is not None or an int >= 0 is a ValueError naming it."""
+    for bad in (True, -1, 1.5):
+        with pytest.raises(ValueError, match="stable_lookahead_frames="):
+            DecoderOptions(kind="beam", stable_lookahead_frames=bad)
 
 
 @pytest.mark.parametrize("fields", [{"word_end_gap_frames": 0}, {"word_end_gap_frames": 2.5},

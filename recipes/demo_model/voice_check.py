@@ -17,11 +17,12 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import make_data as M  # noqa: E402
-from textnorm import build_sentences  # noqa: E402
-from train import edit_distance  # noqa: E402
+import make_data as M
+from kokoro_voice import KOKORO_VOICES, synth_kokoro
+from textnorm import build_sentences
+from train import edit_distance
 
-DEFAULT_VOICES = ["kokoro:" + v for v in M.KOKORO_VOICES] + [
+DEFAULT_VOICES = ["kokoro:" + v for v in KOKORO_VOICES] + [
     "piper:en_US-joe-medium", "flite:kal16", "flite:slt", "espeak:en-us",
     "festival:cmu_us_slt_arctic_hts"]
 
@@ -29,7 +30,7 @@ DEFAULT_VOICES = ["kokoro:" + v for v in M.KOKORO_VOICES] + [
 def synth(voice, text):
     kind, name = voice.split(":", 1)
     if kind == "kokoro":
-        return M.synth_kokoro(text, (name, name), 1.0, 1.0)
+        return synth_kokoro(text, (name, name), 1.0, 1.0)
     if kind == "piper":
         return M.synth_piper(text, 1.0, 0.667, 0.8)
     if kind == "flite":

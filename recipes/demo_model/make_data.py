@@ -285,9 +285,11 @@ def run_job(job):
 
 # voice mixes: shares of (espeak, flite, festival, piper, kokoro); v2 adds the neural Piper voice and
 # draws espeak variants from the female ones half of the time; v3 adds Kokoro-82M's voices (15 English
-# female, 13 English male, 5 Japanese; see kokoro_voice), half of them blended in pairs
+# female, 13 English male, 5 Japanese; see kokoro_voice), half of them blended in pairs; "kokoro" is
+# Kokoro alone
 MIXES = {"v1": (0.55, 0.30, 0.15, 0.0, 0.0), "v2": (0.30, 0.20, 0.15, 0.35, 0.0),
-         "v3": (0.25, 0.15, 0.10, 0.20, 0.30)}
+         "v3": (0.25, 0.15, 0.10, 0.20, 0.30),
+         "kokoro": (0.0, 0.0, 0.0, 0.0, 1.0)}  # Kokoro only: to add its voices to existing data
 
 
 def kokoro_voice(rng):
@@ -341,7 +343,7 @@ def main():
     ap.add_argument("--shard", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--mix", choices=sorted(MIXES), default="v1",
-                    help="voice mix (v2: + Piper joe, more female espeak variants; v3: + Kokoro-82M)")
+                    help="voice mix (v2: + Piper joe, more female espeak variants; v3: + Kokoro-82M; kokoro: Kokoro alone)")
     args = ap.parse_args()
 
     t0 = time.time()

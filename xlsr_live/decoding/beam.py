@@ -88,6 +88,7 @@ class BeamUtteranceDecoder:
         self._covered = 0  # frames of the next committed chunk that stable words already cover
         self._lm_state = None  # KenLM state after the stable words
         self._lm_state_before_last = None  # ... and before the last of them (replayed by _decode)
+        self._replay: Optional[np.ndarray] = None  # the last stable word as certain frames (replay_frames)
         self.trailing_blank_frames = 0
         self._best_text = ""
 
@@ -102,7 +103,7 @@ class BeamUtteranceDecoder:
         """
         if not len(frames):
             return []
-        replay = replay_frames(self.words[-1][0], self.alphabet.labels) if self.words else None
+        replay = self._replay
         if replay is not None:
             beams = run_beams(self.decoder, np.concatenate([replay, frames]), self.options,
                               self._lm_state_before_last)
@@ -167,6 +168,7 @@ class BeamUtteranceDecoder:
         for word, (start, end) in beams[0][2][:count]:
             self.words.append((word, self.base + start, self.base + end, word_confidence(frames, start, end)))
         self._advance_lm([word for word, _ in beams[0][2][:count]])
+        self._replay = replay_frames(self.words[-1][0], self.alphabet.labels)  # once per commit, not per chunk
         self._pending = [pending[cut:]]
         self._covered = max(0, cut - len(pending))
         self.base += cut

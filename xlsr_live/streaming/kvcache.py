@@ -83,12 +83,11 @@ class KeyValueCache:
         self._layers = None
 
 
-def _memory_mask(jobs: Sequence, frames: int) -> Optional[torch.Tensor]:
-    """(B, M) True = real cached frame (right-aligned into M frames); None when no row is padded."""
-    lengths = [0 if job.memory is None else job.memory[0][0].shape[1] for job in jobs]
+def _memory_mask(lengths: list[int], frames: int, device: torch.device) -> Optional[torch.Tensor]:
+    """(B, M) True = real cached frame (rows of `lengths` right-aligned into M = `frames`); None when
+    no row is padded."""
     if all(length == frames for length in lengths):
         return None
-    device = jobs[0].features.device
     positions = torch.arange(frames, device=device)
     return positions[None, :] >= torch.tensor([frames - n for n in lengths], device=device)[:, None]
 
@@ -109,10 +108,10 @@ def run_cached(model: LoadedModel, jobs: Sequence) -> list[torch.Tensor]:
         ones = features.new_ones(features.shape[:2], dtype=torch.bool)
         mask = torch.cat([left.new_ones(left.shape[:2], dtype=torch.bool) if left_mask is None else left_mask,
                           ones if frame_mask is None else frame_mask], dim=1)  # (B, P + N)
-    cached = max(0 if job.memory is None else job.memory[0][0].shape[1] for job in jobs)
-    past = round_up(cached, FRAME_BUCKET)
+    lengths = [0 if job.memory is None else job.memory[0][0].shape[1] for job in jobs]  # M_i
+    past = round_up(max(lengths), FRAME_BUCKET)
     cache = StreamCache(left=left.shape[1], rows=[job.memory for job in jobs], past_frames=past,
-                        memory_mask=_memory_mask(jobs, past) if past else None)
+                        memory_mask=_memory_mask(lengths, past, features.device) if past else None)
     logits = model.model.encode_features(torch.cat([left, features], dim=1), mask, cache)
     for i, job in enumerate(jobs):
         keep = job.commit_end - job.commit_start

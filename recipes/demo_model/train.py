@@ -12,6 +12,7 @@ per-example normalisation (what the streaming engine does per window).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -32,15 +33,23 @@ import common as C  # noqa: E402
 
 # ---------------------------------------------------------------- example builder
 ROOM_BANK = 200  # simulated room responses per data worker
+
+
+@dataclasses.dataclass(frozen=True)
+class Augment:
+    """Optional augmentation (the always-on kinds are in Builder.augment)."""
+
+    rooms: bool = False  # simulated rooms (pyroomacoustics) and VTLP
+    vtlp_max: float = 1.12  # > 1.12: half the VTLP warps in 1.12..vtlp_max (formants towards female voices)
+    codecs: float = 0.0  # probability of an MP3 / Opus round trip
+
+
 class Builder:
-    def __init__(self, corpus: C.Corpus, rng: random.Random, rooms: bool = False,
-                 vtlp_max: float = 1.12, codecs: float = 0.0):
+    def __init__(self, corpus: C.Corpus, rng: random.Random, extra: Augment = Augment()):
         self.c = corpus
         self.rng = rng
         self.np = np.random.default_rng(rng.randrange(1 << 30))
-        self.rooms = rooms  # simulated rooms (pyroomacoustics) and VTLP in the augmentation
-        self.vtlp_max = vtlp_max  # > 1.12: formants warped further up, towards female voices
-        self.codecs = codecs  # probability of an MP3 / Opus round trip
+        self.extra = extra
         self.irs = []  # room impulse responses, made on first use (up to ROOM_BANK)
 
     def room(self):
@@ -130,15 +139,16 @@ class Builder:
             # vocal-tract-length change towards female voices (few in the training voices)
             hi = rng.random() < 0.25
             x = C.speed(x, rng.uniform(1.12, 1.25) if hi else rng.uniform(0.88, 1.12))
-        if self.rooms and rng.random() < 0.3 * aug:
+        extra = self.extra
+        if extra.rooms and rng.random() < 0.3 * aug:
             # half of the widened range lies above 1.12 when vtlp_max > 1.12
-            hi = self.vtlp_max > 1.12 and rng.random() < 0.5
-            x = C.vtlp(x, rng.uniform(1.12, self.vtlp_max) if hi else rng.uniform(0.88, 1.12))
+            hi = extra.vtlp_max > 1.12 and rng.random() < 0.5
+            x = C.vtlp(x, rng.uniform(1.12, extra.vtlp_max) if hi else rng.uniform(0.88, 1.12))
         if rng.random() < 0.25 * aug:
-            x = C.room_reverb(x, self.room()) if self.rooms and rng.random() < 0.6 else C.reverb(x, nrng)
+            x = C.room_reverb(x, self.room()) if extra.rooms and rng.random() < 0.6 else C.reverb(x, nrng)
         if rng.random() < 0.12 * aug:
             x = C.telephone(x, nrng)
-        if rng.random() < self.codecs * aug:
+        if rng.random() < extra.codecs * aug:
             x = C.codec(x, rng)
         if rng.random() < 0.45 * aug or not text:
             # noise-only examples (empty transcript) never get babble: after normalisation the
@@ -162,14 +172,13 @@ class Builder:
 
 
 class Batches(torch.utils.data.IterableDataset):
-    def __init__(self, root, seed, batch_s, sched, rooms=False, vtlp_max=1.12, codecs=0.0):
-        self.root, self.seed, self.batch_s, self.sched, self.rooms = root, seed, batch_s, sched, rooms
-        self.vtlp_max, self.codecs = vtlp_max, codecs
+    def __init__(self, root, seed, batch_s, sched, extra: Augment = Augment()):
+        self.root, self.seed, self.batch_s, self.sched, self.extra = root, seed, batch_s, sched, extra
 
     def __iter__(self):
         corpus = C.Corpus(self.root)
         rng = random.Random(self.seed)
-        b = Builder(corpus, rng, self.rooms, self.vtlp_max, self.codecs)
+        b = Builder(corpus, rng, self.extra)
         n = 0
         while True:
             max_s, aug, p_empty = self.sched(n)
@@ -415,8 +424,8 @@ def main(argv=None):
     tr = Trainer(args, device)
     start_step = tr.step
     ds = Batches(os.path.join(args.data, "train"), seed=args.seed * 100003 + start_step,
-                 batch_s=args.batch_s, sched=lambda n: tr.sched(n, start_step), rooms=args.rooms,
-                 vtlp_max=args.vtlp_max, codecs=args.codecs)
+                 batch_s=args.batch_s, sched=lambda n: tr.sched(n, start_step),
+                 extra=Augment(rooms=args.rooms, vtlp_max=args.vtlp_max, codecs=args.codecs))
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers,
                                      prefetch_factor=4 if args.workers else None,
                                      persistent_workers=bool(args.workers))

@@ -14,8 +14,10 @@ on a shared machine wall time also counts other processes' turns).
 Per word of the finals: latency from the word's end in the audio to the first partial that
 contains it, and to the moment it became stable (p50/p95). Flicker: share of partials that
 rewrite (not just extend) the previous hypothesis. WER and CER of streaming finals against the
-offline transcription of the same model, and against the reference text. Writes
-benchmarks/results/streaming.json.
+offline transcription of the same model, and against the reference text; WERgap: the streaming
+WER against the reference minus the offline WER of the same decoder kind (greedy, beam, auto),
+with a 95 % bootstrap interval over the recording's sentences.
+Writes benchmarks/results/streaming.json.
 """
 
 from __future__ import annotations
@@ -54,6 +56,35 @@ def decoder_options(spec: str):
     return DecoderOptions(kind=kind, **fields)
 
 
+def errors_per_sentence(sentences: list[str], hypothesis: str):
+    """Word errors of `hypothesis` against the joined `sentences`, attributed to the sentence whose
+    reference words they align to (an insertion to the sentence of the next reference word)."""
+    import jiwer
+    import numpy as np
+
+    counts = np.array([len(s.split()) for s in sentences])
+    ends = np.cumsum(counts)
+    errors = np.zeros(len(sentences))
+    for chunk in jiwer.process_words(" ".join(sentences), hypothesis).alignments[0]:
+        if chunk.type == "insert":
+            at = min(chunk.ref_start_idx, int(ends[-1]) - 1)
+            errors[np.searchsorted(ends, at, side="right")] += chunk.hyp_end_idx - chunk.hyp_start_idx
+        elif chunk.type != "equal":
+            np.add.at(errors, np.searchsorted(ends, np.arange(chunk.ref_start_idx, chunk.ref_end_idx), side="right"), 1)
+    return errors, counts
+
+
+def gap_interval(sentences: list[str], streamed: str, offline: str, draws: int = 2000) -> list[float]:
+    """95 % bootstrap interval (resampling sentences) of streaming WER minus offline WER."""
+    import numpy as np
+
+    streamed_errors, counts = errors_per_sentence(sentences, streamed)
+    offline_errors, _ = errors_per_sentence(sentences, offline)
+    pick = np.random.default_rng(0).integers(0, len(sentences), (draws, len(sentences)))
+    gaps = (streamed_errors[pick].sum(1) - offline_errors[pick].sum(1)) / counts[pick].sum(1)
+    return [round(float(v), 4) for v in np.percentile(gaps, [2.5, 97.5])]
+
+
 def run_config(model, audio, spec: str, offline_text: str, reference: str, timer=time.perf_counter,
                decoder: str = "auto", per_word: bool = False) -> dict:
     import jiwer
@@ -70,7 +101,7 @@ def run_config(model, audio, spec: str, offline_text: str, reference: str, timer
     emitted, compute = simulate(model, audio, options, timer)
     streamed = " ".join(e.text for _, e in emitted if e.type == "final" and e.text)
     lat = word_latencies(emitted)
-    return {"config": spec, "decoder": decoder, "rtf": round(compute / (audio.size / 16_000), 4),
+    return {"config": spec, "decoder": decoder, "rtf": round(compute / (audio.size / 16_000), 4), "streamed_text": streamed,
             "wer_vs_offline": round(jiwer.wer(offline_text, streamed), 4),
             "cer_vs_offline": round(jiwer.cer(offline_text, streamed), 4),
             "wer_vs_reference": round(jiwer.wer(reference, streamed), 4),
@@ -123,22 +154,34 @@ def main() -> None:
     started = time.perf_counter()
     offline = transcribe_array(model, audio).text
     offline_rtf = (time.perf_counter() - started) / (audio.size / 16_000)
+    by_kind, texts = {}, {}  # offline WER vs reference per decoder kind: the line each streaming row is held to
+    for kind in sorted({spec.split(":")[0] for spec in args.decoders}):
+        texts[kind] = transcribe_array(model, audio, decoder=decoder_options(kind)).text
+        by_kind[kind] = round(jiwer.wer(reference, texts[kind]), 4)
     rows = [run_config(model, audio, spec, offline, reference, CLOCKS[args.clock], decoder, args.per_word)
             for spec in args.configs for decoder in args.decoders]
+    sentences = [s["text"] for s in segments]
+    for row in rows:
+        kind = row["decoder"].split(":")[0]
+        row["wer_gap_vs_offline_same_decoder"] = round(row["wer_vs_reference"] - by_kind[kind], 4)
+        row["wer_gap_95ci"] = gap_interval(sentences, row.pop("streamed_text"), texts[kind])
     report = {"model": args.model, "dtype": args.dtype, "clock": args.clock, "threads": args.threads, "audio_s": round(audio.size / 16_000, 1),
               "offline": {"rtf": round(offline_rtf, 4), "wer_vs_reference": round(jiwer.wer(reference, offline), 4),
-                          "cer_vs_reference": round(jiwer.cer(reference, offline), 4)},
+                          "cer_vs_reference": round(jiwer.cer(reference, offline), 4),
+                          "wer_vs_reference_by_decoder": by_kind},
               "configs": rows}
     print(f"audio {report['audio_s']} s, model {args.model} ({args.dtype}); offline RTF {report['offline']['rtf']}, "
-          f"WER {report['offline']['wer_vs_reference']}, CER {report['offline']['cer_vs_reference']}")
+          f"WER {report['offline']['wer_vs_reference']}, CER {report['offline']['cer_vs_reference']}; "
+          f"offline WER per decoder {by_kind}")
     print(f"{'chunk/left/ahead':<18}{'decoder':<11}{'RTF':>7}{'WERoff':>8}{'CERoff':>8}{'WERref':>8}{'CERref':>8}{'first p50/p95':>16}"
-          f"{'stable p50/p95':>17}{'flicker':>9}{'rewrites':>9}")
+          f"{'stable p50/p95':>17}{'flicker':>9}{'rewrites':>9}{'WERgap':>8}{'95% CI':>17}")
     for r in rows:
         fp, sp = r["first_partial_latency_s"], r["stable_latency_s"]
         first = f"{fp['p50']}/{fp['p95']}"
         settled = f"{sp['p50']}/{sp['p95']}"
         print(f"{r['config']:<18}{r['decoder']:<11}{r['rtf']:>7}{r['wer_vs_offline']:>8}{r['cer_vs_offline']:>8}{r['wer_vs_reference']:>8}"
-              f"{r['cer_vs_reference']:>8}{first:>16}{settled:>17}{r['flicker_rate']:>9}{r['stable_rewrites']:>9}")
+              f"{r['cer_vs_reference']:>8}{first:>16}{settled:>17}{r['flicker_rate']:>9}{r['stable_rewrites']:>9}"
+              f"{r['wer_gap_vs_offline_same_decoder']:>8}{str(r['wer_gap_95ci']):>17}")
     _common.write_json(args.out, report)
 
 

@@ -174,14 +174,14 @@ def main() -> None:
           f"WER {report['offline']['wer_vs_reference']}, CER {report['offline']['cer_vs_reference']}; "
           f"offline WER per decoder {by_kind}")
     print(f"{'chunk/left/ahead':<18}{'decoder':<11}{'RTF':>7}{'WERoff':>8}{'CERoff':>8}{'WERref':>8}{'CERref':>8}{'first p50/p95':>16}"
-          f"{'stable p50/p95':>17}{'flicker':>9}{'rewrites':>9}{'WERgap':>8}{'95% CI':>17}")
+          f"{'stable p50/p95':>17}{'flicker':>9}{'rewrites':>9}{'WERgap':>8}{'95% CI':>18}")
     for r in rows:
         fp, sp = r["first_partial_latency_s"], r["stable_latency_s"]
         first = f"{fp['p50']}/{fp['p95']}"
         settled = f"{sp['p50']}/{sp['p95']}"
         print(f"{r['config']:<18}{r['decoder']:<11}{r['rtf']:>7}{r['wer_vs_offline']:>8}{r['cer_vs_offline']:>8}{r['wer_vs_reference']:>8}"
               f"{r['cer_vs_reference']:>8}{first:>16}{settled:>17}{r['flicker_rate']:>9}{r['stable_rewrites']:>9}"
-              f"{r['wer_gap_vs_offline_same_decoder']:>8}{str(r['wer_gap_95ci']):>17}")
+              f"{r['wer_gap_vs_offline_same_decoder']:>8} {str(r['wer_gap_95ci']):>17}")
     _common.write_json(args.out, report)
 
 

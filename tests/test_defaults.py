@@ -7,7 +7,8 @@ import pytest
 
 from xlsr_live.cli import build_parser, main
 from xlsr_live.cli.options import recognizer_options
-from xlsr_live.defaults import RecognizerOptions, load_recognizer
+from xlsr_live.defaults import DEFAULT_CHUNK_MS, DEFAULT_LOOKAHEAD_MS, SMALL_MODEL_CHUNK_MS, SMALL_MODEL_LOOKAHEAD_MS
+from xlsr_live.defaults import RecognizerOptions, default_windows, load_recognizer
 from xlsr_live.server.options import ServerOptions, stream_budget
 
 SHARED_FLAGS = ("--model", "--device", "--dtype", "--exact", "--chunk-ms", "--left-context-ms", "--lookahead-ms",
@@ -56,8 +57,8 @@ def test_cpu_defaults_are_int8_with_cached_context(tiny_model_dir):
     setup = load_recognizer(RecognizerOptions(model=str(tiny_model_dir), device="cpu"))
     assert (setup.dtype, setup.model.quantization, setup.streaming.window.context) == ("int8", "int8", "kv_cache")
     described = setup.describe()
-    assert (described["dtype"], described["context"], described["chunk_ms"], described["exact"]) == (
-        "int8", "kv_cache", RecognizerOptions().chunk_ms, False)
+    assert (described["dtype"], described["context"], described["exact"]) == ("int8", "kv_cache", False)
+    assert (described["chunk_ms"], described["lookahead_ms"]) == (SMALL_MODEL_CHUNK_MS, SMALL_MODEL_LOOKAHEAD_MS)
 
 
 def test_exact_is_float32_recompute_and_flags_override(tiny_model_dir):
@@ -68,6 +69,28 @@ def test_exact_is_float32_recompute_and_flags_override(tiny_model_dir):
                                                context="recompute", chunk_ms=1000))
     assert (chosen.dtype, chosen.streaming.window.context, chosen.streaming.window.chunk_ms) == (
         "float32", "recompute", 1000)
+
+
+def test_windows_follow_model_size_and_context(tiny_model_dir):
+    """Small layer-norm models get 300/300 windows (with --exact too); XLSR-53 size and group norm 500/200; flags win."""
+    from types import SimpleNamespace
+
+    from xlsr_live.model.config import Wav2Vec2Config
+    from xlsr_live.model.testing import XLSR_53
+
+    large = SimpleNamespace(config=Wav2Vec2Config(vocab_size=32, **XLSR_53))
+    assert default_windows(large)[:2] == (DEFAULT_CHUNK_MS, DEFAULT_LOOKAHEAD_MS)
+    base_kind = SimpleNamespace(config=Wav2Vec2Config(vocab_size=32, hidden_size=64, intermediate_size=128,
+                                                      feat_extract_norm="group", do_stable_layer_norm=False))
+    assert default_windows(base_kind)[:2] == (DEFAULT_CHUNK_MS, DEFAULT_LOOKAHEAD_MS)
+    exact = load_recognizer(RecognizerOptions(model=str(tiny_model_dir), device="cpu", exact=True))
+    assert (exact.streaming.window.chunk_ms, exact.streaming.window.lookahead_ms) == (
+        SMALL_MODEL_CHUNK_MS, SMALL_MODEL_LOOKAHEAD_MS)  # the reference keeps the defaults' windows
+    chunk_only = load_recognizer(RecognizerOptions(model=str(tiny_model_dir), device="cpu", chunk_ms=400))
+    assert (chunk_only.streaming.window.chunk_ms, chunk_only.streaming.window.lookahead_ms) == (
+        400, SMALL_MODEL_LOOKAHEAD_MS)
+    assert any(f"{SMALL_MODEL_CHUNK_MS}/{SMALL_MODEL_LOOKAHEAD_MS} ms windows" in reason
+               for reason in chunk_only.reasons)
 
 
 def test_group_norm_models_fall_back_to_recompute(tmp_path):

@@ -29,11 +29,18 @@ if TYPE_CHECKING:  # torch loads only when a model does
 
 log = logging.getLogger(__name__)
 
-# Window defaults, chosen for latency at the same accuracy (docs/performance.md, "Latency"):
-# p95 delay from a word's end to stable text <= 0.8 s on the demo model.
-DEFAULT_CHUNK_MS = 500
-DEFAULT_LEFT_CONTEXT_MS = 3000
+# Window defaults, chosen for latency at the same accuracy (docs/performance.md, "Window defaults by
+# model size"): on the demo model 300 ms chunks with 300 ms lookahead give p95 word end to stable
+# text <= 0.8 s at streaming WER within 1 point of offline (15-minute held-out recording); 500/200
+# misses the accuracy line there. A large model (XLSR-53 size) cannot pay for 300 ms chunks on 2 CPU
+# cores (RTF 0.35 vs 0.25 at 500/200), so models above SMALL_MODEL_PARAMETERS, and models that
+# cannot cache the left context (they recompute it every window), keep 500/200.
+DEFAULT_CHUNK_MS = 500  # large models
 DEFAULT_LOOKAHEAD_MS = 200
+SMALL_MODEL_CHUNK_MS = 300  # models up to SMALL_MODEL_PARAMETERS with the cached left context
+SMALL_MODEL_LOOKAHEAD_MS = 300
+SMALL_MODEL_PARAMETERS = 150_000_000  # transformer weights; base size ~85 M, XLSR-53 (large) ~302 M
+DEFAULT_LEFT_CONTEXT_MS = 3000
 DEVICE_AUTO = "auto"
 DECODERS = ("auto", "greedy", "beam")
 DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
@@ -55,9 +62,9 @@ class RecognizerOptions:
     device: str = DEVICE_AUTO  # "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:N"
     dtype: Optional[str] = None  # None: int8 on CPU, bf16/fp16 on CUDA; float32 with exact
     exact: bool = False  # fp32 + recomputed left context: the reference, slowest
-    chunk_ms: int = DEFAULT_CHUNK_MS
+    chunk_ms: Optional[int] = None  # None: by model size (default_windows)
     left_context_ms: int = DEFAULT_LEFT_CONTEXT_MS
-    lookahead_ms: int = DEFAULT_LOOKAHEAD_MS
+    lookahead_ms: Optional[int] = None  # None: by model size (default_windows)
     context: Optional[str] = None  # None: kv_cache for layer-norm (XLSR) models, else recompute
     decoder: Optional[str] = None  # None: beam with an LM or hotwords, else "auto" (the checkpoint's LM folder)
     beam_width: int = DecoderOptions.beam_width
@@ -89,10 +96,14 @@ class RecognizerOptions:
         self.window_options("recompute")  # ValueError naming a bad chunk_ms / left_context_ms / lookahead_ms
         self.decoder_options()  # ... or a bad beam_width
 
-    def window_options(self, context: str) -> WindowOptions:
-        """The engine's window options with `context` (the resolved one)."""
-        return WindowOptions(chunk_ms=self.chunk_ms, left_context_ms=self.left_context_ms,
-                             lookahead_ms=self.lookahead_ms, context=context)
+    def window_options(self, context: str, chunk_ms: int = DEFAULT_CHUNK_MS,
+                       lookahead_ms: int = DEFAULT_LOOKAHEAD_MS) -> WindowOptions:
+        """The engine's window options with `context` (the resolved one); `chunk_ms` and `lookahead_ms`
+        are the model's defaults, used where these options leave them at None."""
+        return WindowOptions(chunk_ms=chunk_ms if self.chunk_ms is None else self.chunk_ms,
+                             left_context_ms=self.left_context_ms,
+                             lookahead_ms=lookahead_ms if self.lookahead_ms is None else self.lookahead_ms,
+                             context=context)
 
     def decoder_options(self) -> DecoderOptions:
         """The engine's decoder options: beam when asked for or when an LM or hotwords are given, else
@@ -133,6 +144,23 @@ def default_context(model: "LoadedModel") -> tuple[str, str]:
     if config.feat_extract_norm != "layer":
         return "recompute", f"feat_extract_norm={config.feat_extract_norm!r} needs the recomputed left context"
     return "kv_cache", "cached left context"
+
+
+def transformer_parameters(config) -> int:
+    """Weights of the transformer layers (attention projections and feed-forward): the per-frame cost."""
+    per_layer = 4 * config.hidden_size ** 2 + 2 * config.hidden_size * config.intermediate_size
+    return config.num_hidden_layers * per_layer
+
+
+def default_windows(model: "LoadedModel") -> tuple[int, int, str]:
+    """(chunk_ms, lookahead_ms, why): short windows for small models that can cache the left context,
+    else 500/200. A property of the model, so `--exact` and `--context recompute` keep the same windows."""
+    parameters = transformer_parameters(model.config)
+    if default_context(model)[0] == "kv_cache" and parameters <= SMALL_MODEL_PARAMETERS:
+        return (SMALL_MODEL_CHUNK_MS, SMALL_MODEL_LOOKAHEAD_MS,
+                f"{parameters / 1e6:.0f} M transformer parameters: {SMALL_MODEL_CHUNK_MS}/{SMALL_MODEL_LOOKAHEAD_MS} ms windows")
+    why = f"{parameters / 1e6:.0f} M transformer parameters" if parameters > SMALL_MODEL_PARAMETERS else "no cached context"
+    return DEFAULT_CHUNK_MS, DEFAULT_LOOKAHEAD_MS, f"{why}: {DEFAULT_CHUNK_MS}/{DEFAULT_LOOKAHEAD_MS} ms windows"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,8 +232,11 @@ def load_recognizer(options: RecognizerOptions = RecognizerOptions()) -> Recogni
         reasons.append(why)
     else:
         context = options.context
+    chunk_ms, lookahead_ms, why = default_windows(model)
+    if options.chunk_ms is None or options.lookahead_ms is None:
+        reasons.append(why)
     decoder = resolve_decoder(options.decoder_options(), model.source)
-    streaming = StreamingOptions(window=options.window_options(context), decoder=decoder)
+    streaming = StreamingOptions(window=options.window_options(context, chunk_ms, lookahead_ms), decoder=decoder)
     recognizer = Recognizer(model, streaming, device, dtype, options.exact, tuple(reasons))
     log.info("recognizer: %s", recognizer.summary())
     return recognizer

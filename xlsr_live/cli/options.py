@@ -12,6 +12,7 @@ import logging
 from typing import Optional
 
 from ..defaults import DECODERS, DEFAULT_CHUNK_MS, DEFAULT_LEFT_CONTEXT_MS, DEFAULT_LOOKAHEAD_MS, DTYPE_NAMES
+from ..defaults import SMALL_MODEL_CHUNK_MS, SMALL_MODEL_LOOKAHEAD_MS
 from ..defaults import RecognizerOptions
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -31,11 +32,13 @@ def add_recognizer_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--exact", action="store_true",
                        help="reference mode: float32 and the left context recomputed for every window (slow)")
     model.add_argument("--chunk-ms", type=int, default=defaults.chunk_ms,
-                       help=f"audio committed per window (default: {DEFAULT_CHUNK_MS})")
+                       help=f"audio committed per window (default: {SMALL_MODEL_CHUNK_MS} for models up to base "
+                            f"size with the cached context, else {DEFAULT_CHUNK_MS})")
     model.add_argument("--left-context-ms", type=int, default=defaults.left_context_ms,
                        help=f"left context per window (default: {DEFAULT_LEFT_CONTEXT_MS})")
     model.add_argument("--lookahead-ms", type=int, default=defaults.lookahead_ms,
-                       help=f"right context per window (default: {DEFAULT_LOOKAHEAD_MS})")
+                       help=f"right context per window (default: {SMALL_MODEL_LOOKAHEAD_MS} for models up to "
+                            f"base size with the cached context, else {DEFAULT_LOOKAHEAD_MS})")
     model.add_argument("--context", choices=("recompute", "kv_cache"), default=None,
                        help="left context: kv_cache (default for XLSR-kind models) or recompute (exact)")
     model.add_argument("--decoder", choices=DECODERS, default=None,

@@ -35,7 +35,7 @@ RESULTS = _common.RESULTS
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
-def decoder_options(spec: str, beam_width: int | None = None):
+def decoder_options(spec: str, beam_width: int | None = None, token_min_logp: float | None = None):
     """DecoderOptions from "KIND[:MARGIN[:GAP[:WHERE]]]": MARGIN = stable_vote_margin (a number, or
     "all": every beam votes), GAP = word_end_gap_frames (an int, or "next": wait for the next word),
     WHERE = where a stable word may end (stable_lookahead_frames): "lookahead" (anywhere in it),
@@ -55,6 +55,8 @@ def decoder_options(spec: str, beam_width: int | None = None):
             if not rest[2].isdigit() else int(rest[2])
     if beam_width is not None:
         fields["beam_width"] = beam_width
+    if token_min_logp is not None:
+        fields["token_min_logp"] = token_min_logp
     return DecoderOptions(kind=kind, **fields)
 
 
@@ -88,7 +90,8 @@ def gap_interval(sentences: list[str], streamed: str, offline: str, draws: int =
 
 
 def run_config(model, audio, spec: str, offline_text: str, reference: str, timer=time.perf_counter,
-               decoder: str = "auto", per_word: bool = False, beam_width: int | None = None) -> dict:
+               decoder: str = "auto", per_word: bool = False, beam_width: int | None = None,
+               token_min_logp: float | None = None) -> dict:
     import jiwer
 
     from xlsr_live.streaming.options import StreamingOptions, WindowOptions
@@ -99,7 +102,7 @@ def run_config(model, audio, spec: str, offline_text: str, reference: str, timer
     chunk, left, ahead = (int(v) for v in parts[:3])
     context = "kv_cache" if len(parts) == 4 else "recompute"
     options = StreamingOptions(window=WindowOptions(chunk_ms=chunk, left_context_ms=left, lookahead_ms=ahead,
-                                                    context=context), decoder=decoder_options(decoder, beam_width))
+                                                    context=context), decoder=decoder_options(decoder, beam_width, token_min_logp))
     emitted, compute = simulate(model, audio, options, timer)
     streamed = " ".join(e.text for _, e in emitted if e.type == "final" and e.text)
     lat = word_latencies(emitted)
@@ -145,6 +148,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--beam-width", type=int, default=None,
                         help="beam width of every beam decoder, streaming and offline (default: DecoderOptions')")
+    parser.add_argument("--token-min-logp", type=float, default=None,
+                        help="labels tried per frame by every beam decoder (default: DecoderOptions')")
     parser.add_argument("--out", default=str(RESULTS / "streaming.json"))
     args = parser.parse_args()
     if args.threads is not None:
@@ -156,13 +161,14 @@ def main() -> None:
     model = load_model(_common.model_path(args.model), dtype=args.dtype)
     reference = " ".join(s["text"] for s in segments)
     started = time.perf_counter()
-    offline = transcribe_array(model, audio, decoder=decoder_options("auto", args.beam_width)).text
+    offline = transcribe_array(model, audio, decoder=decoder_options("auto", args.beam_width, args.token_min_logp)).text
     offline_rtf = (time.perf_counter() - started) / (audio.size / 16_000)
     by_kind, texts = {}, {}  # offline WER vs reference per decoder kind: the line each streaming row is held to
     for kind in sorted({spec.split(":")[0] for spec in args.decoders}):
-        texts[kind] = transcribe_array(model, audio, decoder=decoder_options(kind, args.beam_width)).text
+        texts[kind] = transcribe_array(model, audio, decoder=decoder_options(kind, args.beam_width, args.token_min_logp)).text
         by_kind[kind] = round(jiwer.wer(reference, texts[kind]), 4)
-    rows = [run_config(model, audio, spec, offline, reference, CLOCKS[args.clock], decoder, args.per_word, args.beam_width)
+    rows = [run_config(model, audio, spec, offline, reference, CLOCKS[args.clock], decoder, args.per_word, args.beam_width,
+                       args.token_min_logp)
             for spec in args.configs for decoder in args.decoders]
     sentences = [s["text"] for s in segments]
     for row in rows:
@@ -170,7 +176,7 @@ def main() -> None:
         row["wer_gap_vs_offline_same_decoder"] = round(row["wer_vs_reference"] - by_kind[kind], 4)
         row["wer_gap_95ci"] = gap_interval(sentences, row.pop("streamed_text"), texts[kind])
     report = {"model": args.model, "dtype": args.dtype, "clock": args.clock, "threads": args.threads,
-              "beam_width": args.beam_width, "audio_s": round(audio.size / 16_000, 1),
+              "beam_width": args.beam_width, "token_min_logp": args.token_min_logp, "audio_s": round(audio.size / 16_000, 1),
               "offline": {"rtf": round(offline_rtf, 4), "wer_vs_reference": round(jiwer.wer(reference, offline), 4),
                           "cer_vs_reference": round(jiwer.cer(reference, offline), 4),
                           "wer_vs_reference_by_decoder": by_kind},

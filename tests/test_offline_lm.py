@@ -82,7 +82,8 @@ def test_beam_text_equals_decode_beams_on_stitched_logits(lm_model, lm_checkpoin
     files = read_language_model(lm_checkpoint / "language_model")
     reference = pyctcdecode.build_ctcdecoder(alphabet.labels, str(files.model_path), list(files.unigrams),
                                              alpha=files.attrs["alpha"], beta=files.attrs["beta"])
-    best = reference.decode_beams(alphabet.reduce(log_softmax(stitched)).astype(np.float32), beam_width=8)[0]
+    best = reference.decode_beams(alphabet.reduce(log_softmax(stitched)).astype(np.float32), beam_width=8,
+                                  token_min_logp=options.token_min_logp)[0]
     assert result.text and result.text == best[0]
     per_frame = lm_model.config.hop_samples / SAMPLE_RATE
     assert [(w.word, round(w.start / per_frame), round(w.end / per_frame)) for w in result.words] == \

@@ -246,6 +246,24 @@ def test_stable_lookahead_frames_validated():
             DecoderOptions(kind="beam", stable_lookahead_frames=bad)
 
 
+def test_token_min_logp_validated_and_passed_to_the_search():
+    """token_min_logp must be a finite number <= 0, and run_beams hands it to decode_beams."""
+    from xlsr_live.decoding.beam import run_beams
+
+    for bad in (True, 0.5, float("nan"), "x"):
+        with pytest.raises(ValueError, match="token_min_logp="):
+            DecoderOptions(kind="beam", token_min_logp=bad)
+    seen = []
+
+    class Recorder:
+        def decode_beams(self, logits, **kwargs):
+            seen.append(kwargs["token_min_logp"])
+            return []
+
+    run_beams(Recorder(), np.zeros((3, 4)), DecoderOptions(kind="beam", token_min_logp=-4.5))
+    assert seen == [-4.5]
+
+
 @pytest.mark.parametrize("fields", [{"word_end_gap_frames": 0}, {"word_end_gap_frames": 2.5},
                                     {"word_end_gap_frames": True}])
 def test_word_end_gap_validated(fields):

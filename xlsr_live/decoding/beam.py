@@ -208,8 +208,8 @@ def run_beams(decoder, frames: np.ndarray, options: DecoderOptions, lm_start_sta
     if len(frames) == 0:
         return []
     return decoder.decode_beams(
-        frames.astype(np.float32), beam_width=options.beam_width, hotwords=list(options.hotwords) or None,
-        hotword_weight=options.hotword_weight, lm_start_state=lm_start_state)
+        frames.astype(np.float32), beam_width=options.beam_width, token_min_logp=options.token_min_logp,
+        hotwords=list(options.hotwords) or None, hotword_weight=options.hotword_weight, lm_start_state=lm_start_state)
 
 
 def decode_whole(decoder, logprobs: np.ndarray, options: DecoderOptions,

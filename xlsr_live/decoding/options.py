@@ -16,6 +16,10 @@ DEFAULT_WORD_END_GAP_FRAMES = 5  # 100 ms at 20 ms frames after a beam's last wo
 # a stable word may end this many frames (40 ms) into the lookahead: sooner than committed frames
 # only, and the text stays the same for the same audio at another sample rate (docs/performance.md)
 DEFAULT_STABLE_LOOKAHEAD_FRAMES = 2
+# labels below this log-prob at a frame are not tried by the beam search: pyctcdecode's default.
+# -3.0 halves the search's cost on the demo model but loses 0.6 WER points streaming and 2.4
+# offline on the 15-minute held-out recording (docs/performance.md, session 6)
+DEFAULT_TOKEN_MIN_LOGP = -5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +36,8 @@ class DecoderOptions:
     stable_lookahead_frames: a stable word may end up to this many frames into the lookahead
     (decided on the window's peeked logits, one chunk earlier); 0: only inside the committed
     frames; None: anywhere in the lookahead.
+    token_min_logp: at each frame the beam search tries only the labels with at least this
+    log-probability (and the frame's best label); lower is wider and slower.
     """
 
     kind: str = "auto"
@@ -45,6 +51,7 @@ class DecoderOptions:
     stable_vote_margin: Optional[float] = DEFAULT_VOTE_MARGIN
     word_end_gap_frames: Optional[int] = DEFAULT_WORD_END_GAP_FRAMES
     stable_lookahead_frames: Optional[int] = DEFAULT_STABLE_LOOKAHEAD_FRAMES
+    token_min_logp: float = DEFAULT_TOKEN_MIN_LOGP
 
     def __post_init__(self) -> None:
         check(self.kind in DECODER_KINDS, f"kind={self.kind!r} is not one of {DECODER_KINDS}")
@@ -62,3 +69,6 @@ class DecoderOptions:
         ahead = self.stable_lookahead_frames
         check(ahead is None or (isinstance(ahead, int) and not isinstance(ahead, bool) and ahead >= 0),
               f"stable_lookahead_frames={ahead!r} must be None or an int >= 0")
+        floor = self.token_min_logp
+        check(isinstance(floor, (int, float)) and not isinstance(floor, bool) and math.isfinite(floor) and floor <= 0,
+              f"token_min_logp={floor!r} must be a finite number <= 0")

@@ -35,11 +35,11 @@ RESULTS = _common.RESULTS
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
-def decoder_options(spec: str, beam_width: int | None = None, token_min_logp: float | None = None):
+def decoder_options(spec: str, **overrides):
     """DecoderOptions from "KIND[:MARGIN[:GAP[:WHERE]]]": MARGIN = stable_vote_margin (a number, or
     "all": every beam votes), GAP = word_end_gap_frames (an int, or "next": wait for the next word),
     WHERE = where a stable word may end (stable_lookahead_frames): "lookahead" (anywhere in it),
-    "committed" (0) or N frames into the lookahead."""
+    "committed" (0) or N frames into the lookahead. `overrides`: further DecoderOptions fields."""
     from xlsr_live.decoding import DecoderOptions
 
     kind, *rest = spec.split(":")
@@ -53,11 +53,7 @@ def decoder_options(spec: str, beam_width: int | None = None, token_min_logp: fl
             raise ValueError(f"decoder {spec!r}: WHERE must be 'lookahead', 'committed' or frames, not {rest[2]!r}")
         fields["stable_lookahead_frames"] = {"lookahead": None, "committed": 0}.get(rest[2]) \
             if not rest[2].isdigit() else int(rest[2])
-    if beam_width is not None:
-        fields["beam_width"] = beam_width
-    if token_min_logp is not None:
-        fields["token_min_logp"] = token_min_logp
-    return DecoderOptions(kind=kind, **fields)
+    return DecoderOptions(kind=kind, **fields, **overrides)
 
 
 def errors_per_sentence(sentences: list[str], hypothesis: str):
@@ -90,8 +86,7 @@ def gap_interval(sentences: list[str], streamed: str, offline: str, draws: int =
 
 
 def run_config(model, audio, spec: str, offline_text: str, reference: str, timer=time.perf_counter,
-               decoder: str = "auto", per_word: bool = False, beam_width: int | None = None,
-               token_min_logp: float | None = None) -> dict:
+               decoder: str = "auto", per_word: bool = False, overrides: dict | None = None) -> dict:
     import jiwer
 
     from xlsr_live.streaming.options import StreamingOptions, WindowOptions
@@ -102,7 +97,7 @@ def run_config(model, audio, spec: str, offline_text: str, reference: str, timer
     chunk, left, ahead = (int(v) for v in parts[:3])
     context = "kv_cache" if len(parts) == 4 else "recompute"
     options = StreamingOptions(window=WindowOptions(chunk_ms=chunk, left_context_ms=left, lookahead_ms=ahead,
-                                                    context=context), decoder=decoder_options(decoder, beam_width, token_min_logp))
+                                                    context=context), decoder=decoder_options(decoder, **(overrides or {})))
     emitted, compute = simulate(model, audio, options, timer)
     streamed = " ".join(e.text for _, e in emitted if e.type == "final" and e.text)
     lat = word_latencies(emitted)
@@ -160,15 +155,17 @@ def main() -> None:
     audio, _ = soundfile.read(path, dtype="float32")
     model = load_model(_common.model_path(args.model), dtype=args.dtype)
     reference = " ".join(s["text"] for s in segments)
-    started = time.perf_counter()
-    offline = transcribe_array(model, audio, decoder=decoder_options("auto", args.beam_width, args.token_min_logp)).text
-    offline_rtf = (time.perf_counter() - started) / (audio.size / 16_000)
-    by_kind, texts = {}, {}  # offline WER vs reference per decoder kind: the line each streaming row is held to
-    for kind in sorted({spec.split(":")[0] for spec in args.decoders}):
-        texts[kind] = transcribe_array(model, audio, decoder=decoder_options(kind, args.beam_width, args.token_min_logp)).text
-        by_kind[kind] = round(jiwer.wer(reference, texts[kind]), 4)
-    rows = [run_config(model, audio, spec, offline, reference, CLOCKS[args.clock], decoder, args.per_word, args.beam_width,
-                       args.token_min_logp)
+    overrides = {name: value for name, value in (("beam_width", args.beam_width),
+                                                  ("token_min_logp", args.token_min_logp)) if value is not None}
+    texts, seconds = {}, {}  # offline text per decoder kind ("auto" always: the WERoff/CERoff reference)
+    for kind in sorted({spec.split(":")[0] for spec in args.decoders} | {"auto"}):
+        started = time.perf_counter()
+        texts[kind] = transcribe_array(model, audio, decoder=decoder_options(kind, **overrides)).text
+        seconds[kind] = time.perf_counter() - started
+    offline, offline_rtf = texts["auto"], seconds["auto"] / (audio.size / 16_000)
+    by_kind = {kind: round(jiwer.wer(reference, text), 4) for kind, text in texts.items()
+               if any(spec.split(":")[0] == kind for spec in args.decoders)}  # the line each row is held to
+    rows = [run_config(model, audio, spec, offline, reference, CLOCKS[args.clock], decoder, args.per_word, overrides)
             for spec in args.configs for decoder in args.decoders]
     sentences = [s["text"] for s in segments]
     for row in rows:

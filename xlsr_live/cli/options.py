@@ -11,9 +11,8 @@ import argparse
 import logging
 from typing import Optional
 
-from ..defaults import DECODERS, DEFAULT_CHUNK_MS, DEFAULT_LEFT_CONTEXT_MS, DEFAULT_LOOKAHEAD_MS, DTYPE_NAMES
-from ..defaults import SMALL_MODEL_CHUNK_MS, SMALL_MODEL_LOOKAHEAD_MS
-from ..defaults import RecognizerOptions
+from ..defaults import (DECODERS, DEFAULT_CHUNK_MS, DEFAULT_LEFT_CONTEXT_MS, DEFAULT_LOOKAHEAD_MS, DTYPE_NAMES,
+                        SMALL_MODEL_CHUNK_MS, SMALL_MODEL_LOOKAHEAD_MS, RecognizerOptions)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

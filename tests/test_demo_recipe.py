@@ -75,3 +75,30 @@ def test_lm_guard_rejects_held_out_sentences_and_their_ngrams(recipe):
     kept = [s for s in ("doubt is what gives us hope", "doubt is what gives them hope",
                         "doubt is what gives me hope") if build_lm.T.split_of(s) == "train"]
     assert kept and all(guard.ok(s) for s in kept)
+
+
+def test_voice_weights_parse_and_steer_the_example_draw(recipe):
+    """--voice-weights picks the longest prefix, rejects bad entries, and shifts which voices are drawn."""
+    import random
+
+    import train as T
+
+    w = T.parse_voice_weights("kokoro=6, kokoro:af=10")
+    assert w == (("kokoro", 6.0), ("kokoro:af", 10.0))
+    assert T.voice_weight("kokoro:af_heart", w) == 10.0
+    assert T.voice_weight("kokoro:bm_george", w) == 6.0
+    assert T.voice_weight("flite:kal", w) == 1.0
+    for bad in ("kokoro", "=3", "kokoro=x", "kokoro=-1"):
+        with pytest.raises(ValueError, match="voice-weights"):
+            T.parse_voice_weights(bad)
+
+    class Corpus:
+        items = [{"voice": "flite:kal"}] * 90 + [{"voice": "kokoro:af_bella"}] * 10
+
+    b = T.Builder(Corpus(), random.Random(1), T.Augment(voice_weights=(("kokoro:af", 9.0),)))
+    draws = [b.pick()["voice"] for _ in range(4000)]
+    share = draws.count("kokoro:af_bella") / len(draws)
+    assert 0.45 < share < 0.55  # 90 x 1 vs 10 x 9: half the draws
+    Corpus.items = Corpus.items + [{"voice": "kokoro:af_new"}] * 90  # a new shard arrives
+    draws = [b.pick()["voice"] for _ in range(4000)]
+    assert 0.87 < sum(v.startswith("kokoro:af") for v in draws) / len(draws) < 0.93  # 900 of 990

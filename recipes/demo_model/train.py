@@ -42,6 +42,31 @@ class Augment:
     rooms: bool = False  # simulated rooms (pyroomacoustics) and VTLP
     vtlp_max: float = 1.12  # > 1.12: half the VTLP warps in 1.12..vtlp_max (formants towards female voices)
     codecs: float = 0.0  # probability of an MP3 / Opus round trip
+    voice_weights: tuple = ()  # ((voice prefix, weight), ...): sampling weight per utterance by voice
+
+
+def parse_voice_weights(spec: str) -> tuple:
+    """'kokoro=6,kokoro:af=10' -> (('kokoro', 6.0), ('kokoro:af', 10.0)); the longest prefix wins."""
+    out = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        prefix, sep, w = part.rpartition("=")
+        try:
+            weight = float(w)
+        except ValueError:
+            weight = -1.0
+        if not sep or not prefix or weight < 0:
+            raise ValueError(f"--voice-weights: bad entry {part!r} (want PREFIX=WEIGHT, weight >= 0)")
+        out.append((prefix, weight))
+    return tuple(out)
+
+
+def voice_weight(voice: str, weights: tuple) -> float:
+    """The weight of the longest matching voice prefix (1 when none matches)."""
+    best, w = -1, 1.0
+    for prefix, weight in weights:
+        if voice.startswith(prefix) and len(prefix) > best:
+            best, w = len(prefix), weight
+    return w
 
 
 class Builder:
@@ -51,6 +76,17 @@ class Builder:
         self.np = np.random.default_rng(rng.randrange(1 << 30))
         self.extra = extra
         self.irs = []  # room impulse responses, made on first use (up to ROOM_BANK)
+        self.cum, self.n_weighted = [], 0  # cumulative voice weights of corpus.items[:n_weighted]
+
+    def pick(self):
+        """One corpus item, uniform or by --voice-weights (updated as new shards arrive)."""
+        items = self.c.items
+        if not self.extra.voice_weights:
+            return self.rng.choice(items)
+        for m in items[self.n_weighted:]:
+            self.cum.append((self.cum[-1] if self.cum else 0.0) + voice_weight(m["voice"], self.extra.voice_weights))
+        self.n_weighted = len(items)
+        return self.rng.choices(items, cum_weights=self.cum)[0]
 
     def room(self):
         if len(self.irs) < ROOM_BANK:
@@ -61,7 +97,7 @@ class Builder:
     def segment(self, max_s):
         """One utterance, possibly a word-aligned crop with partial edge words."""
         rng = self.rng
-        m = rng.choice(self.c.items)
+        m = self.pick()
         a = self.c.audio(m)
         words = m["text"].split()
         spans = m.get("words")
@@ -280,6 +316,8 @@ def parse_args(argv=None):
                     help="probability of an MP3 / Opus round trip (libsndfile) per example")
     ap.add_argument("--rooms", action="store_true",
                     help="augmentation with simulated rooms (pyroomacoustics) and vocal-tract-length perturbation")
+    ap.add_argument("--voice-weights", type=parse_voice_weights, default=(),
+                    help="sampling weights by voice prefix, e.g. 'kokoro=6,kokoro:af=10' (default: uniform)")
     ap.add_argument("--freeze-encoder", action="store_true",
                     help="keep the conv feature encoder fixed (after a warm start): skips its backward pass")
     return ap.parse_args(argv)
@@ -425,7 +463,8 @@ def main(argv=None):
     start_step = tr.step
     ds = Batches(os.path.join(args.data, "train"), seed=args.seed * 100003 + start_step,
                  batch_s=args.batch_s, sched=lambda n: tr.sched(n, start_step),
-                 extra=Augment(rooms=args.rooms, vtlp_max=args.vtlp_max, codecs=args.codecs))
+                 extra=Augment(rooms=args.rooms, vtlp_max=args.vtlp_max, codecs=args.codecs,
+                                           voice_weights=args.voice_weights))
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers,
                                      prefetch_factor=4 if args.workers else None,
                                      persistent_workers=bool(args.workers))

@@ -102,3 +102,28 @@ def test_voice_weights_parse_and_steer_the_example_draw(recipe):
     Corpus.items = Corpus.items + [{"voice": "kokoro:af_new"}] * 90  # a new shard arrives
     draws = [b.pick()["voice"] for _ in range(4000)]
     assert 0.87 < sum(v.startswith("kokoro:af") for v in draws) / len(draws) < 0.93  # 900 of 990
+
+
+def test_world_warp_moves_formant_peaks_up_and_keeps_identity(recipe):
+    """The WORLD envelope warp is the identity at alpha 1 and moves a peak at bin k to about k * alpha."""
+    import world_voices as W
+
+    env = np.full((3, 257), 1e-3)
+    env[:, 60] = 1.0
+    np.testing.assert_allclose(W.warp(env, 1.0), env)
+    moved = W.warp(env, 1.2)
+    assert moved.flags["C_CONTIGUOUS"]  # pyworld.synthesize refuses strided arrays
+    assert abs(int(moved[0].argmax()) - 72) <= 1
+    assert moved.shape == env.shape
+
+
+def test_world_conversion_leaves_female_and_converted_voices_alone(recipe):
+    """Only male training voices are converted: Kokoro female, female espeak variants and WORLD output are skipped."""
+    import world_voices as W
+
+    class Corpus:
+        items = [{"voice": v} for v in ("flite:kal", "espeak:en-us+f3", "espeak:en-us+max", "kokoro:af_heart",
+                                        "kokoro:bm_george", "world:flite:kal@f0x1.80,a1.150", "piper:joe")]
+
+    kept = [m["voice"] for m in W.male_items(Corpus(), {"f3"})]
+    assert kept == ["flite:kal", "espeak:en-us+max", "kokoro:bm_george", "piper:joe"]

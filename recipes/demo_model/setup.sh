@@ -31,3 +31,5 @@ tar xzf "$tmp"/kokoro-js-1.2.1.tgz -C "$KOKORO_VOICES_DIR" --strip-components=2 
 rm -rf "$tmp"
 # simulated rooms for train.py --rooms
 pip install pyroomacoustics==0.10.1 scipy
+# the WORLD vocoder for world_voices.py (female-range versions of male training utterances)
+pip install pyworld==0.3.5

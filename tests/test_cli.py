@@ -87,3 +87,19 @@ def test_jsonl_needs_stream(tmp_path, tiny_model_dir, capsys):
     """--format jsonl without --stream is a usage error naming the fix."""
     assert main(["transcribe", _write(tmp_path / "a.wav"), "--model", str(tiny_model_dir), "--format", "jsonl"]) == 2
     assert "--stream" in capsys.readouterr().err
+
+
+def test_console_entry_makes_openmp_waits_passive_before_torch_loads():
+    """The entry point sets OMP_WAIT_POLICY=PASSIVE before torch is imported and keeps a user's own value."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys; import xlsr_live.cli as c; c.build_parser(); assert 'torch' not in sys.modules; "
+            "c.passive_openmp_waits(); print(os.environ['OMP_WAIT_POLICY'])")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"

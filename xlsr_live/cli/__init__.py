@@ -40,8 +40,20 @@ def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
     return {"transcribe": transcribe.run, "mic": mic.run, "serve": serve_cli.run, "client": client_cli.run}
 
 
+def passive_openmp_waits() -> None:
+    """Let torch's OpenMP threads sleep instead of spin while they wait, unless the user chose.
+
+    libgomp spins a waiting thread for about a millisecond by default. On 2 cores with one other
+    busy process, `transcribe` of a 6-minute file then took 28 s instead of 8.6 s; on quiet cores
+    the two policies measured the same (docs/performance.md). Only takes effect before torch loads,
+    which the commands do after parsing their arguments.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `xlsr-live` console command."""
+    passive_openmp_waits()
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(log_level(args))

@@ -27,7 +27,8 @@ WORKERS=$(python -c "import os; print(max(1, min(12, (os.cpu_count() or 2) - 2))
 python "$HERE/train.py" --data /tmp/demo-data --run "$OUT/run" --init xlsr_live/models/demo \
     --max-minutes "$MIN" --schedule time --lr 1e-3 --warmup 100 --batch-s 320 --bf16 \
     --curriculum-steps 1 --curriculum-start-s 12 --empty-after 0 --ckpt-min 2 --dev-every 300 \
-    --log-every 20 --threads 4 --workers "$WORKERS" "$@" 2>&1 | tee "$OUT/train.log"
+    --log-every 20 --threads 4 --workers "$WORKERS" \
+    --voice-weights "kokoro=6,kokoro:af=10,kokoro:bf=10,piper=2,world=2.5" "$@" 2>&1 | tee "$OUT/train.log"
 python - "$OUT" <<'EOF'
 import sys, torch
 out = sys.argv[1]

@@ -55,9 +55,17 @@ def parse_voice_weights(spec: str) -> tuple:
         except ValueError:
             weight = -1.0
         if not sep or not prefix or weight < 0:
-            raise ValueError(f"--voice-weights: bad entry {part!r} (want PREFIX=WEIGHT, weight >= 0)")
+            raise ValueError(f"bad entry {part!r} in --voice-weights (want PREFIX=WEIGHT, weight >= 0)")
         out.append((prefix, weight))
     return tuple(out)
+
+
+def voice_weights_arg(spec: str) -> tuple:
+    """argparse type: parse_voice_weights with its message shown to the user."""
+    try:
+        return parse_voice_weights(spec)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
 
 
 def voice_weight(voice: str, weights: tuple) -> float:
@@ -316,7 +324,7 @@ def parse_args(argv=None):
                     help="probability of an MP3 / Opus round trip (libsndfile) per example")
     ap.add_argument("--rooms", action="store_true",
                     help="augmentation with simulated rooms (pyroomacoustics) and vocal-tract-length perturbation")
-    ap.add_argument("--voice-weights", type=parse_voice_weights, default=(),
+    ap.add_argument("--voice-weights", type=voice_weights_arg, default=(),
                     help="sampling weights by voice prefix, e.g. 'kokoro=6,kokoro:af=10' (default: uniform)")
     ap.add_argument("--freeze-encoder", action="store_true",
                     help="keep the conv feature encoder fixed (after a warm start): skips its backward pass")

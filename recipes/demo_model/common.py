@@ -94,6 +94,17 @@ class Corpus:
         return np.asarray(a[m["offset"]:m["offset"] + m["length"]], dtype=np.float32) / 32768.0
 
 
+def write_shard(out_dir: str, name: str, wavs: list, meta: list) -> None:
+    """One shard: the int16 .npy first, then the .jsonl manifest by rename (Corpus globs *.jsonl, so a
+    reader only ever sees finished shards)."""
+    np.save(os.path.join(out_dir, name + ".npy"), np.concatenate(wavs))
+    tmp = os.path.join(out_dir, name + ".jsonl.tmp")
+    with open(tmp, "w") as f:
+        for m in meta:
+            f.write(json.dumps(m) + "\n")
+    os.replace(tmp, os.path.join(out_dir, name + ".jsonl"))
+
+
 # ---------------------------------------------------------------- augmentation
 def pink_noise(n, rng):
     w = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import os
 import random
 import subprocess
@@ -38,6 +37,7 @@ import soundfile as sf
 import soxr
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common as C  # noqa: E402
 from kokoro_voice import KOKORO_EN_FEMALE, KOKORO_EN_MALE, KOKORO_JA, synth_kokoro  # noqa: E402
 from textnorm import build_sentences  # noqa: E402
 
@@ -275,11 +275,7 @@ def run_job(job):
         off += len(x)
     if not wavs:
         return name, 0, 0.0, time.time() - t0
-    np.save(os.path.join(out_dir, name + ".npy"), np.concatenate(wavs))
-    with open(os.path.join(out_dir, name + ".jsonl.tmp"), "w") as f:
-        for m in meta:
-            f.write(json.dumps(m) + "\n")
-    os.replace(os.path.join(out_dir, name + ".jsonl.tmp"), os.path.join(out_dir, name + ".jsonl"))
+    C.write_shard(out_dir, name, wavs, meta)
     return name, len(meta), off / SR, time.time() - t0
 
 

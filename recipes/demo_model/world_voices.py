@@ -17,7 +17,6 @@ import argparse
 import glob
 import importlib.machinery
 import importlib.util
-import json
 import os
 import random
 import sys
@@ -79,7 +78,7 @@ def convert(pw, x: np.ndarray, rng: random.Random) -> tuple[np.ndarray, float, f
     alpha = rng.uniform(*ALPHA)
     sp = pw.cheaptrick(xd, f0, t, C.SR)
     ap = pw.d4c(xd, f0, t, C.SR)
-    y = pw.synthesize(f0 * ratio, warp(sp, alpha), np.ascontiguousarray(np.clip(warp(ap, alpha), 0.0, 1.0)), C.SR, FRAME_MS)
+    y = pw.synthesize(f0 * ratio, warp(sp, alpha), np.clip(warp(ap, alpha), 0.0, 1.0), C.SR, FRAME_MS)
     y = y[:len(x)]
     peak = np.abs(y).max()
     if not np.isfinite(peak) or peak < 1e-4:
@@ -100,16 +99,6 @@ def male_items(corpus: C.Corpus, female_espeak: set[str]) -> list[dict]:
     return out
 
 
-def write_shard(out_dir: str, name: str, wavs: list, meta: list) -> None:
-    """The .npy first, then the manifest by rename (readers glob *.jsonl: finished shards only)."""
-    np.save(os.path.join(out_dir, name + ".npy"), np.concatenate(wavs))
-    tmp = os.path.join(out_dir, name + ".jsonl.tmp")
-    with open(tmp, "w") as f:
-        for m in meta:
-            f.write(json.dumps(m) + "\n")
-    os.replace(tmp, os.path.join(out_dir, name + ".jsonl"))
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="/work/demo-data")
@@ -122,12 +111,12 @@ def main(argv=None):
     from make_data import espeak_variants  # espeak-ng's variant list (female ones are kept as they are)
 
     train_dir = os.path.join(args.data, "train")
-    items = male_items(C.Corpus(train_dir), set(espeak_variants(female_only=True)))
+    corpus = C.Corpus(train_dir)
+    items = male_items(corpus, set(espeak_variants(female_only=True)))
     if not items:
         raise SystemExit(f"no male training utterances under {train_dir}")
     rng = random.Random(args.seed)
     rng.shuffle(items)
-    corpus = C.Corpus(train_dir)
     done, t0 = 0, time.time()
     for k in range(0, min(args.n, len(items)), args.shard):
         name = f"shard_{args.tag}_{k // args.shard:04d}"
@@ -145,7 +134,7 @@ def main(argv=None):
                          "length": len(y), "words": m.get("words")})
             off += len(y)
         if wavs:
-            write_shard(train_dir, name, wavs, meta)
+            C.write_shard(train_dir, name, wavs, meta)
         done += len(meta)
         print(f"{name}: {len(meta)} utts {off / C.SR / 60:.1f} min audio (total {done}, {time.time() - t0:.0f}s)",
               flush=True)

@@ -43,10 +43,11 @@ def _commands() -> dict[str, Callable[[argparse.Namespace], int]]:
 def passive_openmp_waits() -> None:
     """Let torch's OpenMP threads sleep instead of spin while they wait, unless the user chose.
 
-    libgomp spins a waiting thread for about a millisecond by default. On 2 cores with one other
-    busy process, `transcribe` of a 6-minute file then took 28 s instead of 8.6 s; on quiet cores
-    the two policies measured the same (docs/performance.md). Only takes effect before torch loads,
-    which the commands do after parsing their arguments.
+    libgomp spins a waiting thread for a while by default. On 2 cores with one other busy process,
+    `transcribe` of a 6-minute file then took 29.9 s instead of 7.5 s (greedy); on quiet cores the
+    passive policy cost about 1.5 s greedy and nothing measurable with beam + LM
+    (docs/performance.md, session 7). Only takes effect before torch loads, which the commands do
+    after parsing their arguments.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

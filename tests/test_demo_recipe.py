@@ -127,3 +127,44 @@ def test_world_conversion_leaves_female_and_converted_voices_alone(recipe):
 
     kept = [m["voice"] for m in W.male_items(Corpus(), {"f3"})]
     assert kept == ["flite:kal", "espeak:en-us+max", "kokoro:bm_george", "piper:joe"]
+
+
+def test_dataloader_workers_draw_different_batches(recipe, monkeypatch):
+    """Each DataLoader worker seeds its own stream (identical streams would repeat every batch)."""
+    import random
+    from types import SimpleNamespace
+
+    import torch
+    import train as T
+
+    ds = T.Batches("unused", seed=5, batch_s=8, sched=lambda n: (4.0, 1.0, 0.0))
+    seeds = []
+    for wid in (None, 0, 1, 2):
+        info = None if wid is None else SimpleNamespace(id=wid)
+        monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda info=info: info)
+        seeds.append(ds.worker_seed())
+    assert seeds[0] == seeds[1] == 5  # one process (or worker 0): the run's own seed
+    assert len(set(seeds[1:])) == 3
+    firsts = [random.Random(s).random() for s in seeds[1:]]
+    assert len(set(firsts)) == 3
+
+
+def test_half_precision_weights_load_into_the_xlsr_backend(recipe, tmp_path):
+    """train.py --best-weights' half-precision files load back (widened) into the plain-torch model."""
+    import torch
+    import common as C
+    import xlsr_backend
+
+    torch.manual_seed(0)
+    cfg = C.config_dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=48,
+                        conv_dim=(8,) * 7, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2)
+    a = xlsr_backend.XlsrCTC(cfg)
+    state = {k: v.half() for k, v in a.hf_state_dict().items()}
+    torch.save({"model": state}, tmp_path / "w.pt")
+    b = xlsr_backend.XlsrCTC(cfg)
+    xlsr_backend.load_init(b, str(tmp_path / "w.pt"))
+    x = torch.randn(1, 8000)
+    with torch.no_grad():
+        diff = (a(x).logits - b(x).logits).abs().max().item()
+    assert 0 < diff < 0.05  # close, but the weights did pass through half precision
+    assert all(p.dtype == torch.float32 for p in b.parameters())

@@ -219,9 +219,14 @@ class Batches(torch.utils.data.IterableDataset):
     def __init__(self, root, seed, batch_s, sched, extra: Augment = Augment()):
         self.root, self.seed, self.batch_s, self.sched, self.extra = root, seed, batch_s, sched, extra
 
+    def worker_seed(self) -> int:
+        """The seed of this DataLoader worker's stream: each worker draws its own batches."""
+        info = torch.utils.data.get_worker_info()
+        return self.seed + 7919 * (info.id if info else 0)
+
     def __iter__(self):
         corpus = C.Corpus(self.root)
-        rng = random.Random(self.seed)
+        rng = random.Random(self.worker_seed())
         b = Builder(corpus, rng, self.extra)
         n = 0
         while True:
@@ -326,6 +331,8 @@ def parse_args(argv=None):
                     help="augmentation with simulated rooms (pyroomacoustics) and vocal-tract-length perturbation")
     ap.add_argument("--voice-weights", type=voice_weights_arg, default=(),
                     help="sampling weights by voice prefix, e.g. 'kokoro=6,kokoro:af=10' (default: uniform)")
+    ap.add_argument("--best-weights", default=None,
+                    help="save half-precision weights here whenever the dev CER improves")
     ap.add_argument("--freeze-encoder", action="store_true",
                     help="keep the conv feature encoder fixed (after a warm start): skips its backward pass")
     return ap.parse_args(argv)
@@ -400,6 +407,15 @@ class Trainer:
                     "torch_rng": torch.get_rng_state(), "args": vars(self.args)}, tmp)
         os.replace(tmp, self.ck_path)
 
+    def save_weights(self, path, **extra):
+        """Weights only, in half precision (10 MB: fits what a lent GPU machine sends back), for export.py."""
+        state = self.model.hf_state_dict() if hasattr(self.model, "hf_state_dict") else self.model.state_dict()
+        state = {k: v.detach().to("cpu", torch.float16 if v.is_floating_point() else v.dtype)
+                 for k, v in state.items()}
+        torch.save({"model": state, "step": self.step, "config_over": self.config_over, "args": vars(self.args),
+                    **extra}, path + ".tmp")
+        os.replace(path + ".tmp", path)
+
     def sched(self, n, start_step):
         """Crop length, augmentation share and empty-example share for batch n of this process."""
         a = self.args
@@ -418,7 +434,7 @@ class Trainer:
             lr = C.cosine_lr(self.step, a.lr, a.warmup, a.total_steps)
         for g in self.opt.param_groups:
             g["lr"] = lr
-        xs, am, lab = xs.to(self.device), am.to(self.device), lab.to(self.device)
+        xs, am, lab = (t.to(self.device, non_blocking=True) for t in (xs, am, lab))
         with torch.autocast(device_type=self.device, dtype=torch.bfloat16, enabled=self.args.bf16):
             out = self.model(xs, attention_mask=am, labels=lab)
         loss = out.loss.float()
@@ -439,7 +455,7 @@ def run(tr, dl, dev, stop):
     """Train until --max-steps or a stop signal; logs, dev CER and periodic checkpoints."""
     args = tr.args
     t_ck = t_log = t_start = time.time()
-    audio_s, loss_acc, n_acc = 0.0, 0.0, 0
+    audio_s, loss_acc, n_acc, best_cer = 0.0, 0.0, 0, float("inf")
     for xs, am, lab, texts in dl:
         if tr.step >= args.max_steps or stop or (args.max_minutes and time.time() - t_start > args.max_minutes * 60):
             return
@@ -455,6 +471,9 @@ def run(tr, dl, dev, stop):
         if tr.step % args.dev_every == 0:
             cer, wer, hyp, ref = dev_cer(tr.model, dev, tr.device)
             log(step=tr.step, dev_cer=round(cer, 4), dev_wer=round(wer, 4), hyp=hyp, ref=ref)
+            if args.best_weights and cer < best_cer:
+                best_cer = cer
+                tr.save_weights(args.best_weights, dev_cer=cer)
             t_log = time.time()
         if time.time() - t_ck > args.ckpt_min * 60:
             tr.save(); t_ck = time.time()
@@ -475,7 +494,7 @@ def main(argv=None):
                                            voice_weights=args.voice_weights))
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers,
                                      prefetch_factor=4 if args.workers else None,
-                                     persistent_workers=bool(args.workers))
+                                     persistent_workers=bool(args.workers), pin_memory=device == "cuda")
     dev = C.Corpus(os.path.join(args.data, "dev"))
     random.Random(0).shuffle(dev.items)
     stop = []  # SIGTERM / SIGINT: save a checkpoint after the current step and exit

@@ -51,6 +51,8 @@ class XlsrCTC(nn.Module):
             p.requires_grad = False
 
     def load_hf_state_dict(self, state: dict):
+        # half-precision weights (train.py --best-weights) are widened before the weight-norm fold
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         self.extra = {k: v for k, v in state.items() if k == "wav2vec2.masked_spec_embed"}
         folded = fold_weight_norm({k: v for k, v in state.items() if k not in self.extra})
         self.net.load_state_dict(folded)

@@ -198,12 +198,17 @@ def codec(x, rng):
 
     fmt, sub = ("MP3", "MPEG_LAYER_III") if rng.random() < 0.5 else ("OGG", "OPUS")
     buf = io.BytesIO()
-    # compression_level 1.0 = lowest bit rate
-    with sf.SoundFile(buf, "w", SR, 1, format=fmt, subtype=sub,
-                      compression_level=rng.uniform(0.3, 1.0)) as f:
-        f.write(np.clip(x, -1.0, 1.0))
-    buf.seek(0)
-    y = sf.read(buf, dtype="float32")[0]
+    try:
+        # compression_level 1.0 = lowest bit rate
+        with sf.SoundFile(buf, "w", SR, 1, format=fmt, subtype=sub,
+                          compression_level=rng.uniform(0.3, 1.0)) as f:
+            f.write(np.clip(x, -1.0, 1.0))
+        buf.seek(0)
+        y = sf.read(buf, dtype="float32")[0]
+    except sf.LibsndfileError:
+        # seen once on a lent GPU machine (soundfile 0.14.0's libsndfile, message unreadable) after
+        # ~2 000 steps, killing the run; not reproduced here in 3 000 round trips: skip this example's codec
+        return x
     y = np.pad(y, (0, max(0, len(x) - len(y))))[:len(x)]
     return y.astype(np.float32)
 

@@ -44,12 +44,18 @@ train() {  # train BACKEND RUN_DIR MINUTES [extra arguments]
 }
 RUN="$OUT/run"
 if ! train auto "$RUN" "$MIN" "$@" >"$OUT/train.log" 2>&1; then
-    # transformers' model failed on this image: the plain-torch module for the minutes that are left
-    tail -5 "$OUT/train.log"
+    tail -3 "$OUT/train.log"
     LEFT=$(python -c "print(round($MIN - ($(date +%s) - $T0) / 60 - 0.2, 2))")
-    echo "auto backend failed; --backend xlsr for $LEFT minutes"
-    RUN="$OUT/run_xlsr"
-    train xlsr "$RUN" "$LEFT" "$@" >>"$OUT/train.log" 2>&1
+    if [ -f "$RUN/ckpt_last.pt" ]; then
+        echo "the run failed after a checkpoint: its last checkpoint is the result"
+    elif python -c "import sys; sys.exit(not $LEFT >= 1)"; then
+        # transformers' model failed on this image: the plain-torch module for the minutes left
+        echo "auto backend failed before a checkpoint; --backend xlsr for $LEFT minutes"
+        RUN="$OUT/run_xlsr"
+        train xlsr "$RUN" "$LEFT" "$@" >>"$OUT/train.log" 2>&1
+    else
+        echo "the run failed with less than a minute left"; exit 1
+    fi
 fi
 grep -E '"dev_cer"|params|done' "$OUT/train.log" | cut -c1-160 | tail -20
 python - "$OUT" "$RUN" <<'EOF'

@@ -456,7 +456,9 @@ def run(tr, dl, dev, stop):
     args = tr.args
     t_ck = t_log = t_start = time.time()
     audio_s, loss_acc, n_acc, best_cer = 0.0, 0.0, 0, float("inf")
+    wait, t_asked = 0.0, time.time()  # seconds spent waiting for the data workers (GPU runs: are they the limit?)
     for xs, am, lab, texts in dl:
+        wait += time.time() - t_asked
         if tr.step >= args.max_steps or stop or (args.max_minutes and time.time() - t_start > args.max_minutes * 60):
             return
         loss, gn, lr = tr.train_step(xs, am, lab)
@@ -466,18 +468,19 @@ def run(tr, dl, dev, stop):
             dt = time.time() - t_log
             log(step=tr.step, loss=round(loss_acc / n_acc, 4), lr=round(lr, 6), gnorm=round(gn, 3),
                 steps_per_s=round(n_acc / dt, 4), audio_s_per_s=round(audio_s / dt, 2), bs=xs.shape[0],
-                len_s=round(xs.shape[1] / C.SR, 2), time=time.strftime("%H:%M:%S"))
-            t_log, audio_s, loss_acc, n_acc = time.time(), 0.0, 0.0, 0
+                len_s=round(xs.shape[1] / C.SR, 2), data_wait=round(wait / dt, 3), time=time.strftime("%H:%M:%S"))
+            t_log, audio_s, loss_acc, n_acc, wait = time.time(), 0.0, 0.0, 0, 0.0
         if tr.step % args.dev_every == 0:
             cer, wer, hyp, ref = dev_cer(tr.model, dev, tr.device)
             log(step=tr.step, dev_cer=round(cer, 4), dev_wer=round(wer, 4), hyp=hyp, ref=ref)
             if args.best_weights and cer < best_cer:
                 best_cer = cer
                 tr.save_weights(args.best_weights, dev_cer=cer)
-            t_log = time.time()
+            t_log, wait = time.time(), 0.0
         if time.time() - t_ck > args.ckpt_min * 60:
             tr.save(); t_ck = time.time()
             log(step=tr.step, checkpoint=tr.ck_path)
+        t_asked = time.time()
 
 
 def main(argv=None):

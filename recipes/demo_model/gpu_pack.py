@@ -120,7 +120,7 @@ def main(argv=None):
     ap.add_argument("mode", choices=["pack", "unpack"])
     ap.add_argument("--data", default="/work/demo-data", help="pack: the recipe's data root")
     ap.add_argument("--out", default=os.path.join(HERE, "gpu_data"), help="pack: destination")
-    ap.add_argument("--hours", type=float, default=4.5, help="pack: training audio to carry")
+    ap.add_argument("--hours", type=float, default=4.6, help="pack: training hours (4.6 fits 64 MiB)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--src", default=os.path.join(HERE, "gpu_data"), help="unpack: the packed folder")
     ap.add_argument("--dst", default="/tmp/demo-data", help="unpack: data root for train.py --data")

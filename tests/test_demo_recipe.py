@@ -168,3 +168,14 @@ def test_half_precision_weights_load_into_the_xlsr_backend(recipe, tmp_path):
         diff = (a(x).logits - b(x).logits).abs().max().item()
     assert 0 < diff < 0.05  # close, but the weights did pass through half precision
     assert all(p.dtype == torch.float32 for p in b.parameters())
+
+
+def test_dev_by_voice_groups_voices_into_families(recipe):
+    """dev_by_voice groups espeak variants, Kokoro accent-and-sex prefixes and whole synthesizers."""
+    import dev_by_voice as D
+
+    assert D.family("espeak:en-us+f3") == "espeak:en-us"
+    assert D.family("espeak:en-gb-x-rp") == "espeak:en-gb-x-rp"
+    assert D.family("kokoro:af_bella") == "kokoro:af"
+    assert D.family("flite:kal") == "flite"
+    assert D.family("world:piper:joe@f0x1.8,a1.15") == "world"

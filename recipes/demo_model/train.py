@@ -251,7 +251,7 @@ class Batches(torch.utils.data.IterableDataset):
 def collate(bt):
     L = max(len(x) for x, _ in bt)
     xs = torch.zeros(len(bt), L)
-    am = torch.zeros(len(bt), L, dtype=torch.long)
+    am = torch.zeros(len(bt), L, dtype=torch.bool)  # bool: an eighth of int64's bytes between processes
     labs = [C.encode(t) for _, t in bt]
     ml = max(1, max(len(l) for l in labs))
     lab = torch.full((len(bt), ml), -100, dtype=torch.long)

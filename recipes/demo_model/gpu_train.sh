@@ -44,7 +44,7 @@ WORKERS=$("$PY" -c "import os; print(max(1, min(14, (os.cpu_count() or 2) - 2)))
 train() {  # train BACKEND RUN_DIR MINUTES [extra arguments]
     backend=$1 run=$2 minutes=$3; shift 3
     "$PY" "$HERE/train.py" --data /tmp/demo-data --run "$run" --init xlsr_live/models/demo \
-        --backend "$backend" --max-minutes "$minutes" --schedule time --lr 1e-3 --warmup 100 \
+        --backend "$backend" --max-minutes "$minutes" --schedule time --lr 5e-4 --warmup 100 \
         --batch-s 320 --bf16 --curriculum-steps 1 --curriculum-start-s 12 --empty-after 0 --ckpt-min 2 \
         --dev-every 200 --log-every 20 --threads 4 --workers "$WORKERS" --best-weights "$OUT/model_best.pt" \
         --rooms --vtlp-max 1.25 --codecs 0.1 \

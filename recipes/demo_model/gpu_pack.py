@@ -1,6 +1,6 @@
 """Training data for a GPU machine without synthesizers or network: Opus here, shards there.
 
-  python gpu_pack.py pack                 # here: /work/demo-data -> recipes/demo_model/gpu_data/ (~30 MB)
+  python gpu_pack.py pack [--seed N]      # here: /work/demo-data -> recipes/demo_model/gpu_data/ (~35 MB)
   python gpu_pack.py unpack --dst DIR     # there (gpu_train.sh does it): gpu_data/ -> DIR/{train,dev}
 
 pack draws --hours of training utterances at random from every shard tag (all training voices,

@@ -13,15 +13,15 @@ import argparse
 import collections
 import os
 import sys
+from types import SimpleNamespace
 
-import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import common as C  # noqa: E402
 import xlsr_backend  # noqa: E402
-from train import edit_distance  # noqa: E402
+from train import dev_cer  # noqa: E402
 
 
 def family(voice: str) -> str:
@@ -44,20 +44,14 @@ def main(argv=None):
     model = xlsr_backend.XlsrCTC(C.config_dict())
     xlsr_backend.load_init(model, args.model)
     model.eval()
-    errs, chars, count = collections.Counter(), collections.Counter(), collections.Counter()
     corpus = C.Corpus(args.data)
+    families = collections.defaultdict(list)
     for item in corpus.items:
-        fam = family(item["voice"])
-        if count[fam] >= args.n:
-            continue
-        count[fam] += 1
-        x = torch.from_numpy(C.normalise(np.asarray(corpus.audio(item), np.float32)))
-        with torch.no_grad():
-            ids = model(x[None]).logits.argmax(-1)[0].numpy()
-        errs[fam] += edit_distance(C.decode_ids(ids), item["text"])
-        chars[fam] += len(item["text"])
-    for fam in sorted(count):
-        print(f"{fam:28s} {count[fam]:4d} utterances  CER {100 * errs[fam] / chars[fam]:5.1f} %")
+        families[family(item["voice"])].append(item)
+    for fam in sorted(families):
+        items = families[fam][:args.n]
+        cer = dev_cer(model, SimpleNamespace(items=items, audio=corpus.audio), "cpu", n=len(items))[0]
+        print(f"{fam:28s} {len(items):4d} utterances  CER {100 * cer:5.1f} %")
 
 
 if __name__ == "__main__":

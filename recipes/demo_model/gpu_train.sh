@@ -12,7 +12,7 @@
 # augmentation and voice weights as the CPU run (transformers' model if it runs, else xlsr-live's
 # plain-torch module for the time that is left), and leaves under $OUT:
 #   model_best.pt  half-precision weights at the best dev CER (10 MB; export.py / evaluate.py read it)
-#   model_last.pt  half-precision weights at the end
+#   model_last.pt  half-precision weights of the last checkpoint (every 2 minutes and at the end)
 #   train.log      the training log (one JSON line per --log-every steps, dev CER every --dev-every)
 #   gpu_util.txt   nvidia-smi's GPU use and memory every 20 s
 #   run/ckpt_last.pt  weights + optimizer (too big to come back from a lent machine; for local runs)
@@ -47,6 +47,7 @@ train() {  # train BACKEND RUN_DIR MINUTES [extra arguments]
         --backend "$backend" --max-minutes "$minutes" --schedule time --lr 5e-4 --warmup 100 \
         --batch-s 320 --bf16 --curriculum-steps 1 --curriculum-start-s 12 --empty-after 0 --ckpt-min 2 \
         --dev-every 200 --log-every 20 --threads 4 --workers "$WORKERS" --best-weights "$OUT/model_best.pt" \
+        --last-weights "$OUT/model_last.pt" \
         --rooms --vtlp-max 1.25 --codecs 0.1 \
         --voice-weights "kokoro=6,kokoro:af=10,kokoro:bf=10,piper=2,world=2.5,espeak=1.5" "$@"
 }
@@ -66,12 +67,3 @@ if ! train auto "$RUN" "$MIN" "$@" >"$OUT/train.log" 2>&1; then
     fi
 fi
 grep -E '"dev_cer"|params|done' "$OUT/train.log" | cut -c1-160 | tail -20
-"$PY" - "$OUT" "$RUN" <<'EOF'
-import sys, torch
-out, run = sys.argv[1:]
-ck = torch.load(f"{run}/ckpt_last.pt", map_location="cpu", weights_only=False)
-half = {k: v.half() if v.is_floating_point() else v for k, v in ck["model"].items()}
-torch.save({"model": half, "step": ck["step"], "config_over": ck["config_over"], "args": ck["args"]},
-           f"{out}/model_last.pt")
-print("step", ck["step"], "->", f"{out}/model_last.pt")
-EOF

@@ -333,6 +333,8 @@ def parse_args(argv=None):
                     help="sampling weights by voice prefix, e.g. 'kokoro=6,kokoro:af=10' (default: uniform)")
     ap.add_argument("--best-weights", default=None,
                     help="save half-precision weights here whenever the dev CER improves")
+    ap.add_argument("--last-weights", default=None,
+                    help="save half-precision weights here with every checkpoint")
     ap.add_argument("--freeze-encoder", action="store_true",
                     help="keep the conv feature encoder fixed (after a warm start): skips its backward pass")
     return ap.parse_args(argv)
@@ -400,6 +402,8 @@ class Trainer:
         print(f"params {nparam / 1e6:.2f}M device {device} start step {self.step}", flush=True)
 
     def save(self):
+        if self.args.last_weights:
+            self.save_weights(self.args.last_weights)
         tmp = self.ck_path + ".tmp"
         state = self.model.hf_state_dict() if hasattr(self.model, "hf_state_dict") else self.model.state_dict()
         torch.save({"model": state, "opt": self.opt.state_dict(), "step": self.step,

@@ -10,7 +10,8 @@ shares CPU between sessions first), as another program on the machine would.
     # -> benchmarks/results/cli_rtf.json
 
 Policy "cli" leaves OMP_WAIT_POLICY and GOMP_SPINCOUNT unset (the command's own default applies);
-"NAME=VALUE" exports that variable; any other value is exported as OMP_WAIT_POLICY.
+"NAME=VALUE" exports that variable; any other value is exported as OMP_WAIT_POLICY. A decoder
+"KIND:WIDTH" (e.g. auto:16) passes `--beam-width WIDTH`; plain "auto" keeps the command's default.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def one_run(wav: str, decoder: str, policy: str, model: str) -> dict:
         env[name] = value
     elif policy != "cli":
         env["OMP_WAIT_POLICY"] = policy
-    cmd = [sys.executable, "-m", "xlsr_live.cli", "transcribe", "--model", model, "--decoder", decoder,
-           "--format", "text", wav]
+    kind, _, width = decoder.partition(":")
+    cmd = [sys.executable, "-m", "xlsr_live.cli", "transcribe", "--model", model, "--decoder", kind,
+           *(["--beam-width", width] if width else []), "--format", "text", wav]
     before = os.times()
     t0 = time.perf_counter()
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -91,7 +93,7 @@ def main(argv=None) -> int:
                         wall = statistics.median(r["wall_s"] for r in runs)
                         rows.append({"busy": busy, "policy": policy, "decoder": decoder, "runs": runs,
                                      "median_wall_s": wall, "rtf": round(wall / audio_s, 4)})
-                        print(f"busy {busy} policy {policy:8s} decoder {decoder:6s} wall median {wall:7.2f} s "
+                        print(f"busy {busy} policy {policy:8s} decoder {decoder:8s} wall median {wall:7.2f} s "
                               f"RTF {wall / audio_s:.4f} ({', '.join(str(r['wall_s']) for r in runs)})", flush=True)
     _common.write_json(args.out, {"audio": wav, "audio_s": audio_s, "model": args.model, "rows": rows,
                                   "machine": _common.machine(), "time": time.strftime("%Y-%m-%d %H:%M:%S")})

@@ -67,7 +67,7 @@ class RecognizerOptions:
     lookahead_ms: Optional[int] = None  # None: by model size (default_windows)
     context: Optional[str] = None  # None: kv_cache for layer-norm (XLSR) models, else recompute
     decoder: Optional[str] = None  # None: beam with an LM or hotwords, else "auto" (the checkpoint's LM folder)
-    beam_width: int = DecoderOptions.beam_width
+    beam_width: Optional[int] = None  # None: 16 streaming, 32 for a whole file (DecoderOptions.width)
     lm: Optional[str] = None  # KenLM model (ARPA or binary): beam search with an LM
     hotwords: tuple[str, ...] = ()
     language: Optional[str] = None  # MMS adapter language, passed to the model loader
@@ -179,7 +179,8 @@ class Recognizer:
         window, decoder = self.streaming.window, self.streaming.decoder
         return {"model": str(self.model.source), "device": self.device, "dtype": self.dtype, "exact": self.exact,
                 "context": window.context, "chunk_ms": window.chunk_ms, "left_context_ms": window.left_context_ms,
-                "lookahead_ms": window.lookahead_ms, "decoder": decoder.kind, "beam_width": decoder.beam_width,
+                "lookahead_ms": window.lookahead_ms, "decoder": decoder.kind, "beam_width": decoder.width(),
+                "offline_beam_width": decoder.width(offline=True),
                 "lm": decoder.kenlm_path}
 
     def stream_state_bytes(self) -> int:

@@ -14,6 +14,7 @@ import numpy as np
 import common as C
 
 BEAM_WIDTH = 32  # pyctcdecode's default is 100; 32 loses little here and is ~3x faster
+TOKEN_MIN_LOGP = -5.0  # pyctcdecode's default, and xlsr_live's DecoderOptions.token_min_logp
 # tokens that are never CTC targets in the recipe: kept out of the beams
 _NEVER = ("<s>", "</s>", "<unk>")
 
@@ -33,8 +34,10 @@ def kenlm_file(lm_dir: str) -> str:
     return os.path.join(lm_dir, names[0])
 
 
-def load_decoder(lm_dir: str, alpha: float | None = None, beta: float | None = None):
-    """A pyctcdecode decoder from a `language_model/` folder; alpha/beta from attrs.json unless given."""
+def load_decoder(lm_dir: str, alpha: float | None = None, beta: float | None = None,
+                 unk_score_offset: float | None = None):
+    """A pyctcdecode decoder from a `language_model/` folder; alpha/beta/unk_score_offset from
+    attrs.json unless given."""
     try:
         from pyctcdecode import build_ctcdecoder
     except ImportError as e:
@@ -45,7 +48,8 @@ def load_decoder(lm_dir: str, alpha: float | None = None, beta: float | None = N
     return build_ctcdecoder(labels(), kenlm_file(lm_dir), unigrams,
                             alpha=attrs["alpha"] if alpha is None else alpha,
                             beta=attrs["beta"] if beta is None else beta,
-                            unk_score_offset=attrs.get("unk_score_offset", -10.0),
+                            unk_score_offset=(attrs.get("unk_score_offset", -10.0) if unk_score_offset is None
+                                              else unk_score_offset),
                             lm_score_boundary=attrs.get("score_boundary", True))
 
 
@@ -58,5 +62,5 @@ def log_probs(logits: np.ndarray) -> np.ndarray:
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
-def decode(decoder, logp: np.ndarray, beam_width: int = BEAM_WIDTH) -> str:
-    return " ".join(decoder.decode(logp, beam_width=beam_width).split())
+def decode(decoder, logp: np.ndarray, beam_width: int = BEAM_WIDTH, token_min_logp: float = TOKEN_MIN_LOGP) -> str:
+    return " ".join(decoder.decode(logp, beam_width=beam_width, token_min_logp=token_min_logp).split())

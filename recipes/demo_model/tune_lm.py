@@ -6,8 +6,12 @@ and of the LM text (build_lm.py leaves them out). Never on the held-out voices o
 
 Only natural sentences (source "fortune") are used: the random word lists of the dev split have no
 grammar for an LM to model, and the held-out evaluation has none either. Logits are computed once;
-then a grid over alpha x beta with pyctcdecode (beam lmdecode.BEAM_WIDTH), the lowest WER wins
-(ties: lower CER).
+then a grid over alpha x beta (and, when asked, unk_score_offset and token_min_logp) with pyctcdecode
+(beam lmdecode.BEAM_WIDTH unless --beam-width), the lowest WER wins (ties: lower CER). alpha, beta and
+unk_score_offset are attrs.json fields and are written; token_min_logp is a decoder option (xlsr_live's
+DecoderOptions.token_min_logp) and is only reported.
+
+  python tune_lm.py --no-write --n 200 --unk-offsets -10,-15 --floors -5,-8 --json /tmp/grid.json
 """
 from __future__ import annotations
 
@@ -51,16 +55,19 @@ def rates(hyps, refs):
     return e / sum(map(len, refs)), we / sum(len(r.split()) for r in refs)
 
 
-def grid(lm_dir, data, alphas, betas):
-    """{(alpha, beta): (cer, wer)} plus the greedy figures under key 'greedy'."""
+def grid(lm_dir, data, alphas, betas, unks=(None,), floors=(L.TOKEN_MIN_LOGP,), beam_width=L.BEAM_WIDTH):
+    """{(alpha, beta, unk_score_offset, token_min_logp): (cer, wer)} plus the greedy figures under key
+    'greedy' (unk_score_offset None: attrs.json's)."""
     refs = [r for _, r in data]
     res = {"greedy": rates([C.decode_ids(lp.argmax(-1)) for lp, _ in data], refs)}
-    for a, b in itertools.product(alphas, betas):
-        dec = L.load_decoder(lm_dir, alpha=a, beta=b)
-        t0 = time.time()
-        res[(a, b)] = rates([L.decode(dec, lp) for lp, _ in data], refs)
-        print(f"alpha {a:4.2f} beta {b:4.2f}: CER {100 * res[(a, b)][0]:5.1f} WER {100 * res[(a, b)][1]:5.1f}"
-              f"  ({time.time() - t0:.0f} s)", flush=True)
+    for a, b, u in itertools.product(alphas, betas, unks):
+        dec = L.load_decoder(lm_dir, alpha=a, beta=b, unk_score_offset=u)
+        for f in floors:
+            t0 = time.time()
+            key = (a, b, u, f)
+            res[key] = rates([L.decode(dec, lp, beam_width, f) for lp, _ in data], refs)
+            print(f"alpha {a:4.2f} beta {b:4.2f} unk {u} floor {f}: CER {100 * res[key][0]:5.1f}"
+                  f" WER {100 * res[key][1]:5.1f}  ({time.time() - t0:.0f} s)", flush=True)
     return res
 
 
@@ -73,6 +80,11 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=100, help="dev utterances")
     ap.add_argument("--alphas", default="0.3,0.5,0.8,1.2")
     ap.add_argument("--betas", default="0,1,2,3")
+    ap.add_argument("--unk-offsets", default="",
+                    help="unk_score_offset values to try (default: attrs.json's only)")
+    ap.add_argument("--floors", default=str(L.TOKEN_MIN_LOGP),
+                    help="token_min_logp values to try (reported only: not an attrs.json field)")
+    ap.add_argument("--beam-width", type=int, default=L.BEAM_WIDTH)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--json", default=None)
@@ -82,20 +94,26 @@ def main(argv=None):
     model, name = load_model(args)
     model.eval()
     data = dev_logits(model, args.data, args.n)
-    res = grid(lm_dir, data, [float(a) for a in args.alphas.split(",")], [float(b) for b in args.betas.split(",")])
+    floats = lambda text: [float(v) for v in text.split(",") if v.strip()]  # noqa: E731
+    res = grid(lm_dir, data, floats(args.alphas), floats(args.betas), floats(args.unk_offsets) or [None],
+               floats(args.floors), args.beam_width)
     best = min((k for k in res if k != "greedy"), key=lambda k: (res[k][1], res[k][0]))
     g = res["greedy"]
-    print(f"{name}: dev greedy CER {100 * g[0]:.1f} WER {100 * g[1]:.1f}; best alpha {best[0]} beta {best[1]}:"
+    print(f"{name}: dev greedy CER {100 * g[0]:.1f} WER {100 * g[1]:.1f}; best alpha {best[0]} beta {best[1]}"
+          f" unk {best[2]} floor {best[3]} (beam {args.beam_width}):"
           f" CER {100 * res[best][0]:.1f} WER {100 * res[best][1]:.1f} ({len(data)} utterances)")
     if not args.no_write:
         path = os.path.join(lm_dir, "attrs.json")
         attrs = json.load(open(path))
         attrs.update(alpha=best[0], beta=best[1])
+        if best[2] is not None:
+            attrs["unk_score_offset"] = best[2]
         json.dump(attrs, open(path, "w"))
         print("wrote", path)
     if args.json:
         json.dump({"model": name, "n": len(data), "best": best,
-                   "grid": {("greedy" if k == "greedy" else f"{k[0]},{k[1]}"): v for k, v in res.items()}},
+                   "beam_width": args.beam_width,
+                   "grid": {("greedy" if k == "greedy" else ",".join(map(str, k))): v for k, v in res.items()}},
                   open(args.json, "w"), indent=1)
 
 

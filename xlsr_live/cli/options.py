@@ -11,6 +11,7 @@ import argparse
 import logging
 from typing import Optional
 
+from ..decoding.options import OFFLINE_BEAM_WIDTH, STREAMING_BEAM_WIDTH
 from ..defaults import (DECODERS, DEFAULT_CHUNK_MS, DEFAULT_LEFT_CONTEXT_MS, DEFAULT_LOOKAHEAD_MS, DTYPE_NAMES,
                         SMALL_MODEL_CHUNK_MS, SMALL_MODEL_LOOKAHEAD_MS, RecognizerOptions)
 
@@ -44,7 +45,8 @@ def add_recognizer_arguments(parser: argparse.ArgumentParser) -> None:
                        help="default: beam with --lm or --hotword, else auto (beam with the checkpoint's "
                             "language_model/ folder, greedy without)")
     model.add_argument("--beam-width", type=int, default=defaults.beam_width,
-                       help=f"beam search width (default: {defaults.beam_width})")
+                       help=f"beam search width (default: {STREAMING_BEAM_WIDTH} streaming, {OFFLINE_BEAM_WIDTH} "
+                            "for a whole file)")
     model.add_argument("--lm", default=None, metavar="ARPA_OR_BIN", help="KenLM model: beam search with an LM")
     model.add_argument("--hotword", action="append", default=[], metavar="WORD", help="boost a word (repeat)")
     model.add_argument("--language", default=None, help="MMS adapter language (e.g. fra), for MMS checkpoints")

@@ -202,13 +202,15 @@ class BeamUtteranceDecoder:
         return " ".join(w.word for w in out), out
 
 
-def run_beams(decoder, frames: np.ndarray, options: DecoderOptions, lm_start_state=None) -> list:
-    """pyctcdecode's beams over `frames` (T, labels) of reduced log-probs, with `options`' width and
-    hotwords; `lm_start_state` None starts a sentence. No frames: no beams."""
+def run_beams(decoder, frames: np.ndarray, options: DecoderOptions, lm_start_state=None,
+              offline: bool = False) -> list:
+    """pyctcdecode's beams over `frames` (T, labels) of reduced log-probs, with `options`' width (the
+    whole-input default when `offline`) and hotwords; `lm_start_state` None starts a sentence. No
+    frames: no beams."""
     if len(frames) == 0:
         return []
     return decoder.decode_beams(
-        frames.astype(np.float32), beam_width=options.beam_width, token_min_logp=options.token_min_logp,
+        frames.astype(np.float32), beam_width=options.width(offline), token_min_logp=options.token_min_logp,
         hotwords=list(options.hotwords) or None, hotword_weight=options.hotword_weight, lm_start_state=lm_start_state)
 
 
@@ -217,7 +219,7 @@ def decode_whole(decoder, logprobs: np.ndarray, options: DecoderOptions,
     """One beam search over a whole input's reduced log-probs, as transformers' chunked pipeline
     decodes its stitched logits once: the best beam's text and words (frame 0 at 0 s, frames of
     `hop_samples` samples; confidence from `logprobs`)."""
-    beams = run_beams(decoder, logprobs, options)
+    beams = run_beams(decoder, logprobs, options, offline=True)
     if not beams:
         return "", []
     per_second = SAMPLE_RATE / hop_samples

@@ -20,6 +20,13 @@ DEFAULT_STABLE_LOOKAHEAD_FRAMES = 2
 # -3.0 halves the search's cost on the demo model but loses 0.6 WER points streaming and 2.4
 # offline on the 15-minute held-out recording (docs/performance.md, session 6)
 DEFAULT_TOKEN_MIN_LOGP = -5.0
+# beam widths when the options leave beam_width at None. Streaming re-decodes the pending frames at
+# every chunk, so its width is bounded by the load line (16 beam + LM sessions, docs/performance.md);
+# a whole input is searched once, where 32 costs little and buys most of what width can: on the demo
+# model's dev split (200 utterances, LM) WER 55.8 / 50.2 / 46.0 / 45.1 / 44.8 % at 8 / 16 / 32 / 64 /
+# 100 (docs/decoding.md)
+STREAMING_BEAM_WIDTH = 16
+OFFLINE_BEAM_WIDTH = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,10 +45,12 @@ class DecoderOptions:
     frames; None: anywhere in the lookahead.
     token_min_logp: at each frame the beam search tries only the labels with at least this
     log-probability (and the frame's best label); lower is wider and slower.
+    beam_width: beams kept; None: STREAMING_BEAM_WIDTH while streaming, OFFLINE_BEAM_WIDTH for one
+    search over a whole input (`width(offline=True)`).
     """
 
     kind: str = "auto"
-    beam_width: int = 16
+    beam_width: Optional[int] = None
     kenlm_path: Optional[str] = None
     alpha: Optional[float] = None  # LM weight; None: attrs.json of the LM folder, else DEFAULT_ALPHA
     beta: Optional[float] = None  # word insertion bonus; None: attrs.json, else DEFAULT_BETA
@@ -55,7 +64,9 @@ class DecoderOptions:
 
     def __post_init__(self) -> None:
         check(self.kind in DECODER_KINDS, f"kind={self.kind!r} is not one of {DECODER_KINDS}")
-        check(isinstance(self.beam_width, int) and self.beam_width >= 1, f"beam_width={self.beam_width!r} must be >= 1")
+        width = self.beam_width
+        check(width is None or (isinstance(width, int) and not isinstance(width, bool) and width >= 1),
+              f"beam_width={width!r} must be None or an int >= 1")
         check(self.kenlm_path is None or self.kind != "greedy", f"kenlm_path={self.kenlm_path!r} needs kind='beam'")
         check(isinstance(self.hotwords, tuple), f"hotwords={self.hotwords!r} must be a tuple of strings")
         check(self.max_beam_frames >= 50, f"max_beam_frames={self.max_beam_frames!r} must be >= 50")
@@ -72,3 +83,9 @@ class DecoderOptions:
         floor = self.token_min_logp
         check(isinstance(floor, (int, float)) and not isinstance(floor, bool) and math.isfinite(floor) and floor <= 0,
               f"token_min_logp={floor!r} must be a finite number <= 0")
+
+    def width(self, offline: bool = False) -> int:
+        """The beam width to search with: beam_width, or the default for streaming / a whole input."""
+        if self.beam_width is not None:
+            return self.beam_width
+        return OFFLINE_BEAM_WIDTH if offline else STREAMING_BEAM_WIDTH

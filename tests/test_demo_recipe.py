@@ -179,3 +179,23 @@ def test_dev_by_voice_groups_voices_into_families(recipe):
     assert D.family("kokoro:af_bella") == "kokoro:af"
     assert D.family("flite:kal") == "flite"
     assert D.family("world:piper:joe@f0x1.8,a1.15") == "world"
+
+
+def test_average_is_the_mean_of_checkpoints_and_refuses_mismatches(recipe, tmp_path):
+    """average.py takes the elementwise mean (half-precision inputs widened), keeps the newest step, and names a mismatch."""
+    torch = pytest.importorskip("torch")
+    import average
+
+    paths = []
+    for step, value, dtype in ((30, 3.0, torch.float16), (10, 1.0, torch.float32), (20, 2.0, torch.float32)):
+        path = tmp_path / f"s{step}.pt"
+        torch.save({"model": {"w": torch.full((2, 3), value, dtype=dtype)}, "step": step, "config_over": {"x": step}},
+                   path)
+        paths.append(str(path))
+    out = average.average(paths)
+    assert out["averaged"] == [10, 20, 30] and out["step"] == 30 and out["config_over"] == {"x": 30}
+    assert out["model"]["w"].dtype == torch.float32 and torch.equal(out["model"]["w"], torch.full((2, 3), 2.0))
+    bad = tmp_path / "bad.pt"
+    torch.save({"model": {"w": torch.zeros(3, 2)}, "step": 40}, bad)
+    with pytest.raises(ValueError, match="bad.pt"):
+        average.average(paths + [str(bad)])

@@ -11,6 +11,7 @@ weights, runs 2 warm-up steps and times --steps optimizer steps over the same ba
   frozen_no_dropout  both
   xlsr_backend    xlsr-live's plain-torch module (xlsr_backend.py: no dropout, no SpecAugment masks)
   xlsr_frozen     that with the conv feature encoder frozen
+  xlsr_compile    the plain-torch module under torch.compile (dynamic shapes)
 With --pause-training the running train.py (`train.py --run`) is SIGSTOPped for the measurement
 and always SIGCONTed afterwards. Prints medians per step and the ratio; JSON with --json.
 """
@@ -36,7 +37,8 @@ import train as TR  # noqa: E402
 
 SETTINGS = {"baseline": [], "no_dropout": ["--dropout", "0"], "frozen_encoder": ["--freeze-encoder"],
             "frozen_no_dropout": ["--freeze-encoder", "--dropout", "0"],
-            "xlsr_backend": ["--backend", "xlsr"], "xlsr_frozen": ["--backend", "xlsr", "--freeze-encoder"]}
+            "xlsr_backend": ["--backend", "xlsr"], "xlsr_frozen": ["--backend", "xlsr", "--freeze-encoder"],
+            "xlsr_compile": ["--backend", "xlsr", "--compile"]}
 
 
 def fixed_batches(data, n, batch_s, seed=0):
@@ -45,11 +47,11 @@ def fixed_batches(data, n, batch_s, seed=0):
     return [next(it) for _ in range(n)]
 
 
-def time_setting(extra, batches, steps, threads):
+def time_setting(extra, batches, steps, threads, warm=2):
     args = TR.parse_args(["--run", "/tmp/bench_train_run", "--init", os.path.join(HERE, "../../xlsr_live/models/demo"),
                           "--threads", str(threads), "--lr", "1e-4", "--warmup", "1"] + extra)
     tr = TR.Trainer(args, "cpu")
-    for xs, am, lab, _ in batches[:2]:
+    for xs, am, lab, _ in batches[:warm]:
         tr.train_step(xs, am, lab)
     per_step, audio = [], []
     for i in range(steps):
@@ -74,6 +76,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--batch-s", type=float, default=16.0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--warm", type=int, default=2, help="untimed steps first (compile: every batch shape)")
     ap.add_argument("--settings", default=",".join(SETTINGS))
     ap.add_argument("--pause-training", action="store_true")
     ap.add_argument("--json", default=None)
@@ -88,7 +91,7 @@ def main(argv=None):
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         for name in args.settings.split(","):
-            res[name] = time_setting(SETTINGS[name], batches, args.steps, args.threads)
+            res[name] = time_setting(SETTINGS[name], batches, args.steps, args.threads, args.warm)
             print(f"{name:16s} {res[name]['audio_s_per_s']:6.2f} audio-s/s (median per step "
                   f"{res[name]['median_audio_s_per_s']:.2f}, {res[name]['median_step_s']:.2f} s/step)", flush=True)
     finally:

@@ -337,6 +337,8 @@ def parse_args(argv=None):
                     help="save half-precision weights here with every checkpoint")
     ap.add_argument("--freeze-encoder", action="store_true",
                     help="keep the conv feature encoder fixed (after a warm start): skips its backward pass")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the model (dynamic shapes; in place, so checkpoint names are unchanged)")
     return ap.parse_args(argv)
 
 
@@ -373,6 +375,8 @@ def build_model(args, config_over, ck):
             xlsr_backend.load_init(model, args.init)
     if args.freeze_encoder:
         model.freeze_feature_encoder()
+    if args.compile:
+        model.compile(dynamic=True)
     return model
 
 

@@ -1,0 +1,51 @@
+"""Average the weights of several checkpoints of one run (uniform mean, float32).
+
+  python average.py /work/demo-runs/run9/snaps/s00*.pt --out /work/demo-runs/run9_avg.pt
+
+Inputs are train.py checkpoints or half-precision weight files (`--best-weights`, `--last-weights`,
+snapshots): anything with a "model" state dict in transformers' names. The output holds "model",
+"step" (the newest input's), "config_over" and "averaged" (the inputs), which evaluate.py and
+export.py read like a checkpoint. Integer tensors (none in this model) are taken from the newest.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+
+
+def average(paths: list[str]) -> dict:
+    """The mean of the inputs' float tensors; ValueError if their names or shapes differ."""
+    if not paths:
+        raise ValueError("no checkpoints to average")
+    loaded = sorted(((torch.load(p, map_location="cpu", weights_only=False), p) for p in paths),
+                    key=lambda pair: pair[0]["step"])
+    cks = [ck for ck, _ in loaded]
+    first = cks[0]["model"]
+    total = {k: v.float().clone() if v.is_floating_point() else v for k, v in first.items()}
+    for ck, path in loaded[1:]:
+        state = ck["model"]
+        if state.keys() != first.keys() or any(state[k].shape != first[k].shape for k in first):
+            raise ValueError(f"{path}: names or shapes differ from the first checkpoint's")
+        for k, v in state.items():
+            total[k] = total[k] + v.float() if v.is_floating_point() else v
+    model = {k: v / len(cks) if v.is_floating_point() else v for k, v in total.items()}
+    newest = cks[-1]
+    return {"model": model, "step": newest["step"], "config_over": newest.get("config_over", {}),
+            "args": newest.get("args"), "averaged": [int(c["step"]) for c in cks]}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("ckpts", nargs="+")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    out = average(args.ckpts)
+    torch.save(out, args.out + ".tmp")
+    os.replace(args.out + ".tmp", args.out)
+    print(f"{args.out}: mean of steps {out['averaged']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -199,3 +199,50 @@ def test_average_is_the_mean_of_checkpoints_and_refuses_mismatches(recipe, tmp_p
     torch.save({"model": {"w": torch.zeros(3, 2)}, "step": 40}, bad)
     with pytest.raises(ValueError, match="bad.pt"):
         average.average(paths + [str(bad)])
+
+
+def _slow(items, delay_s):
+    """Yield items, sleeping before each (a data loader slower than the training step)."""
+    import time
+
+    for item in items:
+        time.sleep(delay_s)
+        yield item
+
+
+def test_echoing_repeats_only_while_data_is_late(recipe):
+    """Echoing repeats the last batch (at most max_echo in a row) only when no batch is ready, and yields every batch once fresh."""
+    import time
+
+    from echo import Echoing
+
+    fast = Echoing(iter(range(5)), max_echo=3, depth=8)
+    time.sleep(0.3)  # the background thread has queued the first batches: nothing to repeat
+    assert list(fast) == [(i, True) for i in range(5)] and fast.echoed == 0
+    slow = Echoing(_slow(range(4), 0.2), max_echo=2)
+    got = list(slow)
+    fresh = [item for item, is_fresh in got if is_fresh]
+    assert fresh == [0, 1, 2, 3]
+    assert slow.echoed == len(got) - 4 > 0
+    runs, count = [], 0  # no more than max_echo repeats in a row
+    for _, is_fresh in got:
+        count = 0 if is_fresh else count + 1
+        runs.append(count)
+    assert max(runs) == 2 and got[0] == (0, True) and slow.waited > 0
+
+
+def test_echoing_without_echo_waits_and_passes_errors_on(recipe):
+    """max_echo 0 never repeats; a loader error reaches the training loop."""
+    from echo import Echoing
+
+    plain = Echoing(_slow(range(3), 0.05), max_echo=0)
+    assert list(plain) == [(0, True), (1, True), (2, True)] and plain.echoed == 0
+
+    def broken():
+        yield 1
+        raise OSError("worker died")
+
+    with pytest.raises(OSError, match="worker died"):
+        list(Echoing(broken(), max_echo=1))
+    with pytest.raises(ValueError, match="max_echo=-1"):
+        Echoing(iter(()), max_echo=-1)

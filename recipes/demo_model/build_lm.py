@@ -133,12 +133,14 @@ class Guard:
         return not (ngrams(w, self.n) & self.grams)
 
 
-def write_text(path: str, guard: Guard):
-    """The LM training text, one normalised sentence per line; returns per-source counts."""
+def write_text(path: str, guard: Guard, sources=tuple(SOURCES)):
+    """The LM training text (`sources`, then the dictionary words), one normalised sentence per line;
+    returns per-source counts."""
     counts = {}
     seen = set()
     with open(path, "w") as f:
-        for name, gen in SOURCES.items():
+        for name in sources:
+            gen = SOURCES[name]
             kept = dropped = 0
             for raw in gen():
                 r = T.normalise(raw)
@@ -201,6 +203,7 @@ def main(argv=None):
     ap.add_argument("--order", type=int, default=4)
     ap.add_argument("--prune", default="0 1 1 1", help="lmplz --prune thresholds per order")
     ap.add_argument("--qbits", type=int, default=8, help="build_binary -q/-b bits (0: no quantisation)")
+    ap.add_argument("--sources", default=",".join(SOURCES), help=f"text sources, of {', '.join(SOURCES)}")
     ap.add_argument("--alpha", type=float, default=0.5, help="until tune_lm.py writes tuned values")
     ap.add_argument("--beta", type=float, default=1.0)
     args = ap.parse_args(argv)
@@ -208,7 +211,11 @@ def main(argv=None):
     bindir = ensure_kenlm_tools(args.work)
     text = os.path.join(args.work, "lm_text.txt")
     guard = Guard(heldout_labels(os.path.join(args.package, "example.txt")))
-    counts = write_text(text, guard)
+    sources = [name for name in args.sources.split(",") if name]
+    unknown = [name for name in sources if name not in SOURCES]
+    if unknown:
+        raise ValueError(f"--sources: {unknown} not among {list(SOURCES)}")
+    counts = write_text(text, guard, sources)
     LOG.info("text: %s", json.dumps(counts))
     arpa, binary = os.path.join(args.work, f"lm{args.order}.arpa"), os.path.join(args.work, "lm.bin")
     build(bindir, text, arpa, binary, args.order, args.prune, args.qbits)
@@ -216,7 +223,7 @@ def main(argv=None):
     write_layout(out, binary, arpa_unigrams(arpa), args.alpha, args.beta)
     sizes = {f: os.path.getsize(os.path.join(out, f)) for f in sorted(os.listdir(out))}
     LOG.info("wrote %s: %s", out, json.dumps(sizes))
-    json.dump({"text": counts, "order": args.order, "prune": args.prune, "qbits": args.qbits, "sizes": sizes},
+    json.dump({"text": counts, "sources": sources, "order": args.order, "prune": args.prune, "qbits": args.qbits, "sizes": sizes},
               open(os.path.join(args.work, "build_lm.json"), "w"), indent=1)
 
 

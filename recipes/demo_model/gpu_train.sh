@@ -10,7 +10,8 @@
 # pycparser), unpacks the Opus audio into /tmp/demo-data (one process per core), trains from the
 # packaged weights for MINUTES of wall time (default 8; cosine decay over that time) with the same
 # augmentation and voice weights as the CPU run (transformers' model if it runs, else xlsr-live's
-# plain-torch module for the time that is left), and leaves under $OUT:
+# plain-torch module for the time that is left; when the data workers fall behind, the last batch is
+# trained on again, at most twice: --echo-max 2, logged as "echoed"), and leaves under $OUT:
 #   model_best.pt  half-precision weights at the best dev CER (10 MB; export.py / evaluate.py read it)
 #   model_last.pt  half-precision weights of the last checkpoint (every 2 minutes and at the end)
 #   train.log      the training log (one JSON line per --log-every steps, dev CER every --dev-every)
@@ -48,7 +49,7 @@ train() {  # train BACKEND RUN_DIR MINUTES [extra arguments]
         --batch-s 320 --bf16 --curriculum-steps 1 --curriculum-start-s 12 --empty-after 0 --ckpt-min 2 \
         --dev-every 200 --log-every 20 --threads 4 --workers "$WORKERS" --best-weights "$OUT/model_best.pt" \
         --last-weights "$OUT/model_last.pt" \
-        --rooms --vtlp-max 1.25 --codecs 0.1 \
+        --rooms --vtlp-max 1.25 --codecs 0.1 --echo-max 2 \
         --voice-weights "kokoro=6,kokoro:af=10,kokoro:bf=10,piper=2,world=2.5,espeak=1.5" "$@"
 }
 RUN="$OUT/run"

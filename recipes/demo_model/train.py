@@ -29,6 +29,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
+from echo import Echoing  # noqa: E402
 
 
 # ---------------------------------------------------------------- example builder
@@ -337,6 +338,9 @@ def parse_args(argv=None):
                     help="save half-precision weights here with every checkpoint")
     ap.add_argument("--freeze-encoder", action="store_true",
                     help="keep the conv feature encoder fixed (after a warm start): skips its backward pass")
+    ap.add_argument("--echo-max", type=int, default=0,
+                    help="data echoing: when no batch is ready, repeat the last one up to this many times "
+                         "instead of waiting (GPU runs whose data workers are the limit; 0: always wait)")
     ap.add_argument("--compile", action="store_true",
                     help="torch.compile the model (dynamic shapes; in place, so checkpoint names are unchanged)")
     return ap.parse_args(argv)
@@ -461,12 +465,24 @@ def log(**fields):
 
 def run(tr, dl, dev, stop):
     """Train until --max-steps or a stop signal; logs, dev CER and periodic checkpoints."""
+    source = Echoing(dl, tr.args.echo_max) if tr.args.echo_max else None
+    try:
+        _loop(tr, source if source else ((batch, True) for batch in dl), dev, stop)
+    finally:
+        if source:
+            source.close()
+
+
+def _loop(tr, batches, dev, stop):
+    """The steps over (batch, fresh) pairs; fresh is False for a batch repeated by --echo-max."""
     args = tr.args
     t_ck = t_log = t_start = time.time()
     audio_s, loss_acc, n_acc, best_cer = 0.0, 0.0, 0, float("inf")
     wait, t_asked = 0.0, time.time()  # seconds spent waiting for the data workers (GPU runs: are they the limit?)
-    for xs, am, lab, texts in dl:
+    echoes = 0  # repeated batches since the last log line
+    for (xs, am, lab, _texts), fresh in batches:
         wait += time.time() - t_asked
+        echoes += not fresh
         if tr.step >= args.max_steps or stop or (args.max_minutes and time.time() - t_start > args.max_minutes * 60):
             return
         loss, gn, lr = tr.train_step(xs, am, lab)
@@ -476,8 +492,9 @@ def run(tr, dl, dev, stop):
             dt = time.time() - t_log
             log(step=tr.step, loss=round(loss_acc / n_acc, 4), lr=round(lr, 6), gnorm=round(gn, 3),
                 steps_per_s=round(n_acc / dt, 4), audio_s_per_s=round(audio_s / dt, 2), bs=xs.shape[0],
-                len_s=round(xs.shape[1] / C.SR, 2), data_wait=round(wait / dt, 3), time=time.strftime("%H:%M:%S"))
-            t_log, audio_s, loss_acc, n_acc, wait = time.time(), 0.0, 0.0, 0, 0.0
+                len_s=round(xs.shape[1] / C.SR, 2), data_wait=round(wait / dt, 3), echoed=round(echoes / n_acc, 3),
+                time=time.strftime("%H:%M:%S"))
+            t_log, audio_s, loss_acc, n_acc, wait, echoes = time.time(), 0.0, 0.0, 0, 0.0, 0
         if tr.step % args.dev_every == 0:
             cer, wer, hyp, ref = dev_cer(tr.model, dev, tr.device)
             log(step=tr.step, dev_cer=round(cer, 4), dev_wer=round(wer, 4), hyp=hyp, ref=ref)

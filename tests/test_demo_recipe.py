@@ -246,3 +246,21 @@ def test_echoing_without_echo_waits_and_passes_errors_on(recipe):
         list(Echoing(broken(), max_echo=1))
     with pytest.raises(ValueError, match="max_echo=-1"):
         Echoing(iter(()), max_echo=-1)
+
+
+def test_time_schedule_and_frozen_conv_layers_survive_resume(recipe, tmp_path):
+    """--schedule time carries the run's elapsed time across --resume; --freeze-conv-layers K fixes the first K conv layers only."""
+    pytest.importorskip("torch")
+    import time
+
+    import train
+
+    common = ["--run", str(tmp_path), "--backend", "xlsr", "--schedule", "time", "--max-minutes", "10",
+              "--freeze-conv-layers", "4"]
+    first = train.Trainer(train.parse_args(common), "cpu")
+    first.t0 -= 300.0  # as if it had trained for five minutes
+    first.save()
+    again = train.Trainer(train.parse_args(common + ["--resume"]), "cpu")
+    assert 299.0 < time.time() - again.t0 < 330.0
+    frozen = [all(not p.requires_grad for p in layer.parameters()) for layer in train.conv_layers(again.model)]
+    assert frozen == [True] * 4 + [False] * (len(frozen) - 4)

@@ -12,6 +12,7 @@ weights, runs 2 warm-up steps and times --steps optimizer steps over the same ba
   xlsr_backend    xlsr-live's plain-torch module (xlsr_backend.py: no dropout, no SpecAugment masks)
   xlsr_frozen     that with the conv feature encoder frozen
   xlsr_compile    the plain-torch module under torch.compile (dynamic shapes)
+  xlsr_freezeK    the plain-torch module with its first K conv layers frozen (K = 1..5)
 With --pause-training the running train.py (`train.py --run`) is SIGSTOPped for the measurement
 and always SIGCONTed afterwards. Prints medians per step and the ratio; JSON with --json.
 """
@@ -38,7 +39,8 @@ import train as TR  # noqa: E402
 SETTINGS = {"baseline": [], "no_dropout": ["--dropout", "0"], "frozen_encoder": ["--freeze-encoder"],
             "frozen_no_dropout": ["--freeze-encoder", "--dropout", "0"],
             "xlsr_backend": ["--backend", "xlsr"], "xlsr_frozen": ["--backend", "xlsr", "--freeze-encoder"],
-            "xlsr_compile": ["--backend", "xlsr", "--compile"]}
+            "xlsr_compile": ["--backend", "xlsr", "--compile"],
+            **{f"xlsr_freeze{k}": ["--backend", "xlsr", "--freeze-conv-layers", str(k)] for k in (1, 2, 3, 4, 5)}}
 
 
 def fixed_batches(data, n, batch_s, seed=0):

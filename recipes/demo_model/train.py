@@ -338,6 +338,9 @@ def parse_args(argv=None):
                     help="save half-precision weights here with every checkpoint")
     ap.add_argument("--freeze-encoder", action="store_true",
                     help="keep the conv feature encoder fixed (after a warm start): skips its backward pass")
+    ap.add_argument("--freeze-conv-layers", type=int, default=0, metavar="K",
+                    help="keep the first K conv feature-encoder layers fixed (the ones on the finest time "
+                         "grids, whose backward pass costs most); the rest and the transformer train")
     ap.add_argument("--echo-max", type=int, default=0,
                     help="data echoing: when no batch is ready, repeat the last one up to this many times "
                          "instead of waiting (GPU runs whose data workers are the limit; 0: always wait)")
@@ -353,6 +356,13 @@ def use_transformers(backend):
         except ImportError:
             return False
     return backend != "xlsr"
+
+
+def conv_layers(model):
+    """The conv feature encoder's layers, first (raw audio) to last, of either backend."""
+    net = getattr(model, "net", None)  # xlsr_backend.XlsrCTC
+    encoder = net.backbone.feature_extractor if net is not None else model.wav2vec2.feature_extractor
+    return encoder.conv_layers
 
 
 def build_model(args, config_over, ck):
@@ -379,6 +389,8 @@ def build_model(args, config_over, ck):
             xlsr_backend.load_init(model, args.init)
     if args.freeze_encoder:
         model.freeze_feature_encoder()
+    for layer in conv_layers(model)[:args.freeze_conv_layers]:
+        layer.requires_grad_(False)
     if args.compile:
         model.compile(dynamic=True)
     return model
@@ -405,7 +417,8 @@ class Trainer:
         if ck:
             self.opt.load_state_dict(ck["opt"])
             random.setstate(ck["py_rng"]); torch.set_rng_state(ck["torch_rng"])
-        self.t0 = time.time()
+        # --schedule time: the cosine runs over the run's wall time, carried across --resume
+        self.t0 = time.time() - (ck.get("elapsed_s", 0.0) if ck else 0.0)
         nparam = sum(p.numel() for p in params)
         print(f"params {nparam / 1e6:.2f}M device {device} start step {self.step}", flush=True)
 
@@ -416,7 +429,8 @@ class Trainer:
         state = self.model.hf_state_dict() if hasattr(self.model, "hf_state_dict") else self.model.state_dict()
         torch.save({"model": state, "opt": self.opt.state_dict(), "step": self.step,
                     "config_over": self.config_over, "py_rng": random.getstate(),
-                    "torch_rng": torch.get_rng_state(), "args": vars(self.args)}, tmp)
+                    "torch_rng": torch.get_rng_state(), "args": vars(self.args),
+                    "elapsed_s": time.time() - self.t0}, tmp)
         os.replace(tmp, self.ck_path)
 
     def save_weights(self, path, **extra):
@@ -477,6 +491,8 @@ def _loop(tr, batches, dev, stop):
     """The steps over (batch, fresh) pairs; fresh is False for a batch repeated by --echo-max."""
     args = tr.args
     t_ck = t_log = t_start = time.time()
+    if args.schedule == "time":  # the budget is the run's, not this process's (see Trainer.t0)
+        t_start = tr.t0
     audio_s, loss_acc, n_acc, best_cer = 0.0, 0.0, 0, float("inf")
     wait, t_asked = 0.0, time.time()  # seconds spent waiting for the data workers (GPU runs: are they the limit?)
     echoes = 0  # repeated batches since the last log line

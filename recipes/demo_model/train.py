@@ -282,7 +282,8 @@ def dev_cer(model, dev, device, n=60):
     errs = chars = werrs = words = 0
     for m in dev.items[:n]:
         x = torch.from_numpy(C.normalise(dev.audio(m)))[None].to(device)
-        ids = model(x).logits.argmax(-1)[0].cpu().numpy()
+        with torch.inference_mode():  # no autograd graph for the dev pass
+            ids = model(x).logits.argmax(-1)[0].cpu().numpy()
         hyp = C.decode_ids(ids)
         errs += edit_distance(hyp, m["text"]); chars += len(m["text"])
         werrs += edit_distance(hyp.split(), m["text"].split()); words += len(m["text"].split())

@@ -264,3 +264,21 @@ def test_time_schedule_and_frozen_conv_layers_survive_resume(recipe, tmp_path):
     assert 299.0 < time.time() - again.t0 < 330.0
     frozen = [all(not p.requires_grad for p in layer.parameters()) for layer in train.conv_layers(again.model)]
     assert frozen == [True] * 4 + [False] * (len(frozen) - 4)
+
+
+def test_snapshot_dir_keeps_each_checkpoints_weights(recipe, tmp_path):
+    """--snapshot-dir keeps half-precision weights per checkpoint, which average.py reads."""
+    torch = pytest.importorskip("torch")
+    import average
+    import train
+
+    tr = train.Trainer(train.parse_args(["--run", str(tmp_path), "--backend", "xlsr",
+                                         "--snapshot-dir", str(tmp_path / "snaps")]), "cpu")
+    tr.save()
+    tr.step = 7
+    tr.save()
+    snaps = sorted((tmp_path / "snaps").iterdir())
+    assert [p.name for p in snaps] == ["s000000.pt", "s000007.pt"]
+    weights = torch.load(snaps[1], map_location="cpu", weights_only=False)["model"]
+    assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
+    assert average.average([str(p) for p in snaps])["averaged"] == [0, 7]

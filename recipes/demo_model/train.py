@@ -339,6 +339,8 @@ def parse_args(argv=None):
                     help="save half-precision weights here with every checkpoint")
     ap.add_argument("--freeze-encoder", action="store_true",
                     help="keep the conv feature encoder fixed (after a warm start): skips its backward pass")
+    ap.add_argument("--snapshot-dir", default=None,
+                    help="also keep the half-precision weights of every checkpoint here (sNNNNNN.pt, for average.py)")
     ap.add_argument("--freeze-conv-layers", type=int, default=0, metavar="K",
                     help="keep the first K conv feature-encoder layers fixed (the ones on the finest time "
                          "grids, whose backward pass costs most); the rest and the transformer train")
@@ -388,9 +390,8 @@ def build_model(args, config_over, ck):
             model.load_hf_state_dict(ck["model"])
         elif args.init:
             xlsr_backend.load_init(model, args.init)
-    if args.freeze_encoder:
-        model.freeze_feature_encoder()
-    for layer in conv_layers(model)[:args.freeze_conv_layers]:
+    layers = conv_layers(model)
+    for layer in layers[:len(layers) if args.freeze_encoder else args.freeze_conv_layers]:
         layer.requires_grad_(False)
     if args.compile:
         model.compile(dynamic=True)
@@ -426,6 +427,9 @@ class Trainer:
     def save(self):
         if self.args.last_weights:
             self.save_weights(self.args.last_weights)
+        if self.args.snapshot_dir:
+            os.makedirs(self.args.snapshot_dir, exist_ok=True)
+            self.save_weights(os.path.join(self.args.snapshot_dir, f"s{self.step:06d}.pt"))
         tmp = self.ck_path + ".tmp"
         state = self.model.hf_state_dict() if hasattr(self.model, "hf_state_dict") else self.model.state_dict()
         torch.save({"model": state, "opt": self.opt.state_dict(), "step": self.step,

@@ -49,6 +49,11 @@ def dev_logits(model, data, n):
     return out
 
 
+def floats(text: str) -> list[float]:
+    """'0.5,0.8' -> [0.5, 0.8]; '' -> []."""
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
 def rates(hyps, refs):
     e = sum(edit_distance(h, r) for h, r in zip(hyps, refs))
     we = sum(edit_distance(h.split(), r.split()) for h, r in zip(hyps, refs))
@@ -94,7 +99,6 @@ def main(argv=None):
     model, name = load_model(args)
     model.eval()
     data = dev_logits(model, args.data, args.n)
-    floats = lambda text: [float(v) for v in text.split(",") if v.strip()]  # noqa: E731
     res = grid(lm_dir, data, floats(args.alphas), floats(args.betas), floats(args.unk_offsets) or [None],
                floats(args.floors), args.beam_width)
     best = min((k for k in res if k != "greedy"), key=lambda k: (res[k][1], res[k][0]))

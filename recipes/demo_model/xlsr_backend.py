@@ -46,10 +46,6 @@ class XlsrCTC(nn.Module):
                               zero_infinity=True)
         return SimpleNamespace(logits=logits, loss=loss)
 
-    def freeze_feature_encoder(self):
-        for p in self.net.backbone.feature_extractor.parameters():
-            p.requires_grad = False
-
     def load_hf_state_dict(self, state: dict):
         # half-precision weights (train.py --best-weights) are widened before the weight-norm fold
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}

@@ -282,3 +282,47 @@ def test_snapshot_dir_keeps_each_checkpoints_weights(recipe, tmp_path):
     weights = torch.load(snaps[1], map_location="cpu", weights_only=False)["model"]
     assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
     assert average.average([str(p) for p in snaps])["averaged"] == [0, 7]
+
+
+def test_freeze_layers_fixes_the_front_end_and_first_k_layers_only(recipe, tmp_path):
+    """--freeze-layers K: conv encoder, projection, positional conv and layers < K stay put through a step."""
+    torch = pytest.importorskip("torch")
+    import train
+
+    tr = train.Trainer(train.parse_args(["--run", str(tmp_path), "--backend", "xlsr", "--freeze-layers", "2",
+                                         "--lr", "1e-3", "--warmup", "1"]), "cpu")
+    before = {n: p.detach().clone() for n, p in tr.model.named_parameters()}
+    xs = torch.randn(2, 16_000)
+    am = torch.ones(2, 16_000, dtype=torch.bool)
+    lab = torch.tensor([[7, 8, 9], [10, 11, -100]])
+    tr.train_step(xs, am, lab)
+    frozen_parts = ("feature_extractor.", "feature_projection.", "pos_conv_embed.", "layers.0.", "layers.1.")
+    for name, p in tr.model.named_parameters():
+        moved = not torch.equal(before[name], p.detach())
+        assert moved != any(part in name for part in frozen_parts), name
+    assert any("layers.2." in n for n, p in tr.model.named_parameters() if p.requires_grad)
+
+
+def test_bf16_autocast_keeps_the_fp32_loss_and_gradient(recipe):
+    """--bf16 (autocast on CPUs with bf16 matrix units) gives the fp32 loss and gradient direction."""
+    torch = pytest.importorskip("torch")
+    import common
+    import xlsr_backend
+
+    torch.manual_seed(0)
+    model = xlsr_backend.XlsrCTC(common.config_dict(num_hidden_layers=2))
+    xs = torch.randn(2, 24_000)
+    am = torch.ones(2, 24_000, dtype=torch.bool)
+    am[1, 16_000:] = False
+    lab = torch.tensor([[7, 8, 9, 4, 10], [11, 12, 13, -100, -100]])
+    runs = []
+    for bf16 in (False, True):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = model(xs, attention_mask=am, labels=lab)
+        assert out.loss.dtype == torch.float32
+        out.loss.backward()
+        runs.append((out.loss.item(), torch.cat([p.grad.flatten().double() for p in model.parameters()])))
+    (loss32, g32), (loss16, g16) = runs
+    assert abs(loss16 - loss32) < 0.02 * loss32
+    assert torch.nn.functional.cosine_similarity(g32, g16, 0).item() > 0.99

@@ -13,8 +13,11 @@ weights, runs 2 warm-up steps and times --steps optimizer steps over the same ba
   xlsr_frozen     that with the conv feature encoder frozen
   xlsr_compile    the plain-torch module under torch.compile (dynamic shapes)
   xlsr_freezeK    the plain-torch module with its first K conv layers frozen (K = 1..5)
+  xlsr_freeze4_bf16  xlsr_freeze4 under bf16 autocast
+  xlsr_layersK    front end (conv encoder, projection, positional conv) and first K transformer layers frozen
 With --pause-training the running train.py (`train.py --run`) is SIGSTOPped for the measurement
-and always SIGCONTed afterwards. Prints medians per step and the ratio; JSON with --json.
+and always SIGCONTed afterwards. --repeat N runs N rounds over the settings; prints medians across
+rounds and the median per-round ratio to the baseline; JSON with --json.
 """
 from __future__ import annotations
 
@@ -40,7 +43,10 @@ SETTINGS = {"baseline": [], "no_dropout": ["--dropout", "0"], "frozen_encoder": 
             "frozen_no_dropout": ["--freeze-encoder", "--dropout", "0"],
             "xlsr_backend": ["--backend", "xlsr"], "xlsr_frozen": ["--backend", "xlsr", "--freeze-encoder"],
             "xlsr_compile": ["--backend", "xlsr", "--compile"],
-            **{f"xlsr_freeze{k}": ["--backend", "xlsr", "--freeze-conv-layers", str(k)] for k in (1, 2, 3, 4, 5)}}
+            **{f"xlsr_freeze{k}": ["--backend", "xlsr", "--freeze-conv-layers", str(k)] for k in (1, 2, 3, 4, 5)},
+            "xlsr_freeze4_bf16": ["--backend", "xlsr", "--freeze-conv-layers", "4", "--bf16"],
+            **{f"xlsr_layers{k}": ["--backend", "xlsr", "--freeze-layers", str(k)] for k in (0, 1, 2, 3)},
+            **{f"xlsr_layers{k}_bf16": ["--backend", "xlsr", "--freeze-layers", str(k), "--bf16"] for k in (0, 1, 2)}}
 
 
 def fixed_batches(data, n, batch_s, seed=0):
@@ -67,6 +73,30 @@ def time_setting(extra, batches, steps, threads, warm=2):
             "median_step_s": statistics.median(per_step), "steps": steps}
 
 
+def summarize(rounds, names):
+    """Per setting: median audio-s/s over rounds and, with a baseline, the median of per-round ratios."""
+    out = {}
+    for name in names:
+        out[name] = {"audio_s_per_s": statistics.median(r[name]["audio_s_per_s"] for r in rounds),
+                     "rounds": len(rounds)}
+        if "baseline" in names:
+            out[name]["ratio_to_baseline"] = statistics.median(
+                r[name]["audio_s_per_s"] / r["baseline"]["audio_s_per_s"] for r in rounds)
+    return out
+
+
+def run_rounds(names, batches, args):
+    """--repeat rounds over the settings, round-robin, so that a noisy neighbour hits every setting alike."""
+    rounds = []
+    for r in range(args.repeat):
+        rounds.append({})
+        for name in names:
+            rounds[r][name] = res = time_setting(SETTINGS[name], batches, args.steps, args.threads, args.warm)
+            print(f"round {r} {name:18s} {res['audio_s_per_s']:6.2f} audio-s/s (median per step "
+                  f"{res['median_audio_s_per_s']:.2f}, {res['median_step_s']:.2f} s/step)", flush=True)
+    return rounds
+
+
 def pause(sig):
     subprocess.run(["pkill", f"-{sig}", "-f", "train.py --run"], check=False)
 
@@ -80,6 +110,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warm", type=int, default=2, help="untimed steps first (compile: every batch shape)")
     ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--repeat", type=int, default=1, help="rounds over all settings; medians across rounds")
     ap.add_argument("--pause-training", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
@@ -87,24 +118,23 @@ def main(argv=None):
     torch.set_flush_denormal(True)
     random.seed(0); torch.manual_seed(0)
     batches = fixed_batches(args.data, args.batches, args.batch_s)
-    res = {}
+    names = args.settings.split(",")
     if args.pause_training:
         pause("STOP")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
-        for name in args.settings.split(","):
-            res[name] = time_setting(SETTINGS[name], batches, args.steps, args.threads, args.warm)
-            print(f"{name:16s} {res[name]['audio_s_per_s']:6.2f} audio-s/s (median per step "
-                  f"{res[name]['median_audio_s_per_s']:.2f}, {res[name]['median_step_s']:.2f} s/step)", flush=True)
+        rounds = run_rounds(names, batches, args)
     finally:
         if args.pause_training:
             pause("CONT")
-    if "baseline" in res:
-        for name, r in res.items():
-            print(f"{name:16s} x{r['audio_s_per_s'] / res['baseline']['audio_s_per_s']:.2f} vs baseline")
+    res = summarize(rounds, names)
+    for name, r in res.items():
+        ratio = (f" x{r['ratio_to_baseline']:.2f} vs baseline (median of per-round ratios)"
+                 if "ratio_to_baseline" in r else "")
+        print(f"{name:18s} median {r['audio_s_per_s']:6.2f} audio-s/s{ratio}")
     if args.json:
-        json.dump({"settings": res, "batches": args.batches, "batch_s": args.batch_s, "threads": args.threads,
-                   "time": time.strftime("%Y-%m-%d %H:%M:%S")}, open(args.json, "w"), indent=1)
+        json.dump({"settings": res, "rounds": rounds, "batches": args.batches, "batch_s": args.batch_s,
+                   "threads": args.threads, "time": time.strftime("%Y-%m-%d %H:%M:%S")}, open(args.json, "w"), indent=1)
 
 
 if __name__ == "__main__":

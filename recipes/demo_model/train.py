@@ -344,6 +344,9 @@ def parse_args(argv=None):
     ap.add_argument("--freeze-conv-layers", type=int, default=0, metavar="K",
                     help="keep the first K conv feature-encoder layers fixed (the ones on the finest time "
                          "grids, whose backward pass costs most); the rest and the transformer train")
+    ap.add_argument("--freeze-layers", type=int, default=None, metavar="K",
+                    help="keep the whole front end (conv encoder, feature projection, positional conv) and the "
+                         "first K transformer layers fixed: no backward pass below layer K")
     ap.add_argument("--echo-max", type=int, default=0,
                     help="data echoing: when no batch is ready, repeat the last one up to this many times "
                          "instead of waiting (GPU runs whose data workers are the limit; 0: always wait)")
@@ -366,6 +369,13 @@ def conv_layers(model):
     net = getattr(model, "net", None)  # xlsr_backend.XlsrCTC
     encoder = net.backbone.feature_extractor if net is not None else model.wav2vec2.feature_extractor
     return encoder.conv_layers
+
+
+def front_end(model, k):
+    """Feature projection, positional conv and the first k transformer layers, of either backend."""
+    net = getattr(model, "net", None)
+    w2v = net.backbone if net is not None else model.wav2vec2
+    return [w2v.feature_projection, w2v.encoder.pos_conv_embed, *w2v.encoder.layers[:k]]
 
 
 def build_model(args, config_over, ck):
@@ -391,8 +401,12 @@ def build_model(args, config_over, ck):
         elif args.init:
             xlsr_backend.load_init(model, args.init)
     layers = conv_layers(model)
-    for layer in layers[:len(layers) if args.freeze_encoder else args.freeze_conv_layers]:
+    whole = args.freeze_encoder or args.freeze_layers is not None
+    for layer in layers[:len(layers) if whole else args.freeze_conv_layers]:
         layer.requires_grad_(False)
+    if args.freeze_layers is not None:
+        for module in front_end(model, args.freeze_layers):
+            module.requires_grad_(False)
     if args.compile:
         model.compile(dynamic=True)
     return model

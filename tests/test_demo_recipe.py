@@ -81,7 +81,7 @@ def test_voice_weights_parse_and_steer_the_example_draw(recipe):
     """--voice-weights picks the longest prefix, rejects bad entries, and shifts which voices are drawn."""
     import random
 
-    import train as T
+    import examples as T
 
     w = T.parse_voice_weights("kokoro=6, kokoro:af=10")
     assert w == (("kokoro", 6.0), ("kokoro:af", 10.0))
@@ -134,8 +134,8 @@ def test_dataloader_workers_draw_different_batches(recipe, monkeypatch):
     import random
     from types import SimpleNamespace
 
+    import examples as T
     import torch
-    import train as T
 
     ds = T.Batches("unused", seed=5, batch_s=8, sched=lambda n: (4.0, 1.0, 0.0))
     seeds = []

@@ -37,6 +37,7 @@ import torch  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import common as C  # noqa: E402
+import examples as EX  # noqa: E402
 import train as TR  # noqa: E402
 
 SETTINGS = {"baseline": [], "no_dropout": ["--dropout", "0"], "frozen_encoder": ["--freeze-encoder"],
@@ -50,7 +51,7 @@ SETTINGS = {"baseline": [], "no_dropout": ["--dropout", "0"], "frozen_encoder": 
 
 
 def fixed_batches(data, n, batch_s, seed=0):
-    ds = TR.Batches(os.path.join(data, "train"), seed=seed, batch_s=batch_s, sched=lambda _: (12.0, 1.0, 0.02))
+    ds = EX.Batches(os.path.join(data, "train"), seed=seed, batch_s=batch_s, sched=lambda _: (12.0, 1.0, 0.02))
     it = iter(ds)
     return [next(it) for _ in range(n)]
 

@@ -96,12 +96,13 @@ def run_config(model, audio, spec: str, offline_text: str, reference: str, timer
         raise ValueError(f"config {spec!r}: expected chunk/left/lookahead in ms, optionally /kv")
     chunk, left, ahead = (int(v) for v in parts[:3])
     context = "kv_cache" if len(parts) == 4 else "recompute"
-    options = StreamingOptions(window=WindowOptions(chunk_ms=chunk, left_context_ms=left, lookahead_ms=ahead,
-                                                    context=context), decoder=decoder_options(decoder, **(overrides or {})))
+    window = WindowOptions(chunk_ms=chunk, left_context_ms=left, lookahead_ms=ahead, context=context)
+    options = StreamingOptions(window=window, decoder=decoder_options(decoder, **(overrides or {})))
     emitted, compute = simulate(model, audio, options, timer)
     streamed = " ".join(e.text for _, e in emitted if e.type == "final" and e.text)
     lat = word_latencies(emitted)
-    return {"config": spec, "decoder": decoder, "rtf": round(compute / (audio.size / 16_000), 4), "streamed_text": streamed,
+    return {"config": spec, "decoder": decoder, "rtf": round(compute / (audio.size / 16_000), 4),
+            "streamed_text": streamed,
             "wer_vs_offline": round(jiwer.wer(offline_text, streamed), 4),
             "cer_vs_offline": round(jiwer.cer(offline_text, streamed), 4),
             "wer_vs_reference": round(jiwer.wer(reference, streamed), 4),
@@ -118,12 +119,7 @@ def word_rows(emitted) -> list[dict]:
              "stable_s": round(r["stable"] - r["end"], 3)} for r in word_times(emitted)]
 
 
-def main() -> None:
-    import jiwer
-
-    from xlsr_live.model import load_model
-    from xlsr_live.offline import transcribe_array
-
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="demo", help=_common.MODEL_HELP)
     parser.add_argument("--dtype", default="float32")
@@ -146,7 +142,43 @@ def main() -> None:
     parser.add_argument("--token-min-logp", type=float, default=None,
                         help="labels tried per frame by every beam decoder (default: DecoderOptions')")
     parser.add_argument("--out", default=str(RESULTS / "streaming.json"))
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def offline_texts(model, audio, decoders, overrides) -> tuple[dict, dict]:
+    """Whole-input text and seconds per decoder kind ("auto" always: the WERoff/CERoff reference)."""
+    from xlsr_live.offline import transcribe_array
+
+    texts, seconds = {}, {}
+    for kind in sorted({spec.split(":")[0] for spec in decoders} | {"auto"}):
+        started = time.perf_counter()
+        texts[kind] = transcribe_array(model, audio, decoder=decoder_options(kind, **overrides)).text
+        seconds[kind] = time.perf_counter() - started
+    return texts, seconds
+
+
+def print_report(report: dict, args: argparse.Namespace) -> None:
+    rows, by_kind = report["configs"], report["offline"]["wer_vs_reference_by_decoder"]
+    print(f"audio {report['audio_s']} s, model {args.model} ({args.dtype}); offline RTF {report['offline']['rtf']}, "
+          f"WER {report['offline']['wer_vs_reference']}, CER {report['offline']['cer_vs_reference']}; "
+          f"offline WER per decoder {by_kind}")
+    print(f"{'chunk/left/ahead':<18}{'decoder':<11}{'RTF':>7}{'WERoff':>8}{'CERoff':>8}{'WERref':>8}{'CERref':>8}"
+          f"{'first p50/p95':>16}{'stable p50/p95':>17}{'flicker':>9}{'rewrites':>9}{'WERgap':>8}{'95% CI':>18}")
+    for r in rows:
+        fp, sp = r["first_partial_latency_s"], r["stable_latency_s"]
+        first = f"{fp['p50']}/{fp['p95']}"
+        settled = f"{sp['p50']}/{sp['p95']}"
+        print(f"{r['config']:<18}{r['decoder']:<11}{r['rtf']:>7}{r['wer_vs_offline']:>8}{r['cer_vs_offline']:>8}"
+              f"{r['wer_vs_reference']:>8}{r['cer_vs_reference']:>8}{first:>16}{settled:>17}{r['flicker_rate']:>9}"
+              f"{r['stable_rewrites']:>9}{r['wer_gap_vs_offline_same_decoder']:>8} {str(r['wer_gap_95ci']):>17}")
+
+
+def main() -> None:
+    import jiwer
+
+    from xlsr_live.model import load_model
+
+    args = parse_args()
     if args.threads is not None:
         import torch
 
@@ -157,11 +189,7 @@ def main() -> None:
     reference = " ".join(s["text"] for s in segments)
     overrides = {name: value for name, value in (("beam_width", args.beam_width),
                                                   ("token_min_logp", args.token_min_logp)) if value is not None}
-    texts, seconds = {}, {}  # offline text per decoder kind ("auto" always: the WERoff/CERoff reference)
-    for kind in sorted({spec.split(":")[0] for spec in args.decoders} | {"auto"}):
-        started = time.perf_counter()
-        texts[kind] = transcribe_array(model, audio, decoder=decoder_options(kind, **overrides)).text
-        seconds[kind] = time.perf_counter() - started
+    texts, seconds = offline_texts(model, audio, args.decoders, overrides)
     offline, offline_rtf = texts["auto"], seconds["auto"] / (audio.size / 16_000)
     by_kind = {kind: round(jiwer.wer(reference, text), 4) for kind, text in texts.items()
                if any(spec.split(":")[0] == kind for spec in args.decoders)}  # the line each row is held to
@@ -173,25 +201,14 @@ def main() -> None:
         row["wer_gap_vs_offline_same_decoder"] = round(row["wer_vs_reference"] - by_kind[kind], 4)
         row["wer_gap_95ci"] = gap_interval(sentences, row.pop("streamed_text"), texts[kind])
     report = {"model": args.model, "dtype": args.dtype, "clock": args.clock, "threads": args.threads,
-              "beam_width": args.beam_width, "token_min_logp": args.token_min_logp, "audio_s": round(audio.size / 16_000, 1),
+              "beam_width": args.beam_width, "token_min_logp": args.token_min_logp,
+              "audio_s": round(audio.size / 16_000, 1),
               "offline": {"rtf": round(offline_rtf, 4), "wer_vs_reference": round(jiwer.wer(reference, offline), 4),
                           "cer_vs_reference": round(jiwer.cer(reference, offline), 4),
                           "wer_vs_reference_by_decoder": by_kind},
               "configs": rows}
-    print(f"audio {report['audio_s']} s, model {args.model} ({args.dtype}); offline RTF {report['offline']['rtf']}, "
-          f"WER {report['offline']['wer_vs_reference']}, CER {report['offline']['cer_vs_reference']}; "
-          f"offline WER per decoder {by_kind}")
-    print(f"{'chunk/left/ahead':<18}{'decoder':<11}{'RTF':>7}{'WERoff':>8}{'CERoff':>8}{'WERref':>8}{'CERref':>8}{'first p50/p95':>16}"
-          f"{'stable p50/p95':>17}{'flicker':>9}{'rewrites':>9}{'WERgap':>8}{'95% CI':>18}")
-    for r in rows:
-        fp, sp = r["first_partial_latency_s"], r["stable_latency_s"]
-        first = f"{fp['p50']}/{fp['p95']}"
-        settled = f"{sp['p50']}/{sp['p95']}"
-        print(f"{r['config']:<18}{r['decoder']:<11}{r['rtf']:>7}{r['wer_vs_offline']:>8}{r['cer_vs_offline']:>8}{r['wer_vs_reference']:>8}"
-              f"{r['cer_vs_reference']:>8}{first:>16}{settled:>17}{r['flicker_rate']:>9}{r['stable_rewrites']:>9}"
-              f"{r['wer_gap_vs_offline_same_decoder']:>8} {str(r['wer_gap_95ci']):>17}")
+    print_report(report, args)
     _common.write_json(args.out, report)
-
 
 if __name__ == "__main__":
     main()

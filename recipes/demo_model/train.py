@@ -57,7 +57,38 @@ def dev_cer(model, dev, device, n=60):
 
 
 # ---------------------------------------------------------------- main
+def add_data_args(ap):
+    """Augmentation and voice sampling (examples.Augment)."""
+    ap.add_argument("--vtlp-max", type=float, default=1.12,
+                    help="upper VTLP warp (with --rooms); above 1.12 half the warps lie in 1.12..max")
+    ap.add_argument("--codecs", type=float, default=0.0,
+                    help="probability of an MP3 / Opus round trip (libsndfile) per example")
+    ap.add_argument("--rooms", action="store_true",
+                    help="augmentation with simulated rooms (pyroomacoustics) and vocal-tract-length perturbation")
+    ap.add_argument("--voice-weights", type=voice_weights_arg, default=(),
+                    help="sampling weights by voice prefix, e.g. 'kokoro=6,kokoro:af=10' (default: uniform)")
+
+
+def add_speed_args(ap):
+    """Precision, frozen parts, data echoing, compile: what trades work per step."""
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (fp32 weights, optimizer and loss)")
+    ap.add_argument("--freeze-encoder", action="store_true",
+                    help="keep the conv feature encoder fixed (after a warm start): skips its backward pass")
+    ap.add_argument("--freeze-conv-layers", type=int, default=0, metavar="K",
+                    help="keep the first K conv feature-encoder layers fixed (the ones on the finest time "
+                         "grids, whose backward pass costs most); the rest and the transformer train")
+    ap.add_argument("--freeze-layers", type=int, default=None, metavar="K",
+                    help="keep the whole front end (conv encoder, feature projection, positional conv) and the "
+                         "first K transformer layers fixed: no backward pass below layer K")
+    ap.add_argument("--echo-max", type=int, default=0,
+                    help="data echoing: when no batch is ready, repeat the last one up to this many times "
+                         "instead of waiting (GPU runs whose data workers are the limit; 0: always wait)")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the model (dynamic shapes; in place, so checkpoint names are unchanged)")
+
+
 def parse_args(argv=None):
+    """The run, its schedule and its checkpoints; then data and speed options."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="/work/demo-data")
     ap.add_argument("--run", default="/work/demo-runs/run1")
@@ -81,7 +112,6 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--dropout", type=float, default=None,
                     help="hidden and attention dropout (default: the config's 0.05); 0 lets SDPA use its"
                          " fused CPU kernel and skips the random masks")
@@ -90,33 +120,14 @@ def parse_args(argv=None):
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (with a checkpoint) after this wall time")
     ap.add_argument("--schedule", choices=["steps", "time"], default="steps",
                     help="time: cosine decay over --max-minutes of wall time instead of --total-steps")
-    ap.add_argument("--vtlp-max", type=float, default=1.12,
-                    help="upper VTLP warp (with --rooms); above 1.12 half the warps lie in 1.12..max")
-    ap.add_argument("--codecs", type=float, default=0.0,
-                    help="probability of an MP3 / Opus round trip (libsndfile) per example")
-    ap.add_argument("--rooms", action="store_true",
-                    help="augmentation with simulated rooms (pyroomacoustics) and vocal-tract-length perturbation")
-    ap.add_argument("--voice-weights", type=voice_weights_arg, default=(),
-                    help="sampling weights by voice prefix, e.g. 'kokoro=6,kokoro:af=10' (default: uniform)")
     ap.add_argument("--best-weights", default=None,
                     help="save half-precision weights here whenever the dev CER improves")
     ap.add_argument("--last-weights", default=None,
                     help="save half-precision weights here with every checkpoint")
-    ap.add_argument("--freeze-encoder", action="store_true",
-                    help="keep the conv feature encoder fixed (after a warm start): skips its backward pass")
     ap.add_argument("--snapshot-dir", default=None,
                     help="also keep the half-precision weights of every checkpoint here (sNNNNNN.pt, for average.py)")
-    ap.add_argument("--freeze-conv-layers", type=int, default=0, metavar="K",
-                    help="keep the first K conv feature-encoder layers fixed (the ones on the finest time "
-                         "grids, whose backward pass costs most); the rest and the transformer train")
-    ap.add_argument("--freeze-layers", type=int, default=None, metavar="K",
-                    help="keep the whole front end (conv encoder, feature projection, positional conv) and the "
-                         "first K transformer layers fixed: no backward pass below layer K")
-    ap.add_argument("--echo-max", type=int, default=0,
-                    help="data echoing: when no batch is ready, repeat the last one up to this many times "
-                         "instead of waiting (GPU runs whose data workers are the limit; 0: always wait)")
-    ap.add_argument("--compile", action="store_true",
-                    help="torch.compile the model (dynamic shapes; in place, so checkpoint names are unchanged)")
+    add_data_args(ap)
+    add_speed_args(ap)
     return ap.parse_args(argv)
 
 

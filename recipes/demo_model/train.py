@@ -140,17 +140,20 @@ def use_transformers(backend):
     return backend != "xlsr"
 
 
+def backbone(model):
+    """The wav2vec2 encoder of either backend (xlsr_backend.XlsrCTC.net.backbone or transformers' .wav2vec2)."""
+    net = getattr(model, "net", None)
+    return net.backbone if net is not None else model.wav2vec2
+
+
 def conv_layers(model):
     """The conv feature encoder's layers, first (raw audio) to last, of either backend."""
-    net = getattr(model, "net", None)  # xlsr_backend.XlsrCTC
-    encoder = net.backbone.feature_extractor if net is not None else model.wav2vec2.feature_extractor
-    return encoder.conv_layers
+    return backbone(model).feature_extractor.conv_layers
 
 
 def front_end(model, k):
     """Feature projection, positional conv and the first k transformer layers, of either backend."""
-    net = getattr(model, "net", None)
-    w2v = net.backbone if net is not None else model.wav2vec2
+    w2v = backbone(model)
     return [w2v.feature_projection, w2v.encoder.pos_conv_embed, *w2v.encoder.layers[:k]]
 
 

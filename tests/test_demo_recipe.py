@@ -326,3 +326,31 @@ def test_bf16_autocast_keeps_the_fp32_loss_and_gradient(recipe):
     (loss32, g32), (loss16, g16) = runs
     assert abs(loss16 - loss32) < 0.02 * loss32
     assert torch.nn.functional.cosine_similarity(g32, g16, 0).item() > 0.99
+
+
+def test_features_in_workers_give_the_audio_paths_loss_and_gradient(recipe, tmp_path):
+    """--features-in-workers: batches of frozen-conv features train exactly like the audio batches."""
+    torch = pytest.importorskip("torch")
+    import examples
+    import train
+
+    argv = ["--run", str(tmp_path), "--backend", "xlsr", "--freeze-layers", "0", "--workers", "0"]
+    tr = train.Trainer(train.parse_args(argv + ["--features-in-workers"]), "cpu")
+    torch.manual_seed(1)
+    xs = torch.randn(2, 24_000)
+    am = torch.ones(2, 24_000, dtype=torch.bool)
+    am[1, 15_000:] = False
+    xs[1, 15_000:] = 0.0
+    lab = torch.tensor([[7, 8, 9, 4, 10], [11, 12, 13, -100, -100]])
+    features = examples.FrozenConv(train.backbone(tr.model).feature_extractor, bf16=False)(xs)
+    assert features.shape == (2, 74, 128) and not features.requires_grad
+    runs = []
+    for out in (tr.model(xs, attention_mask=am, labels=lab), tr.model(attention_mask=am, labels=lab, features=features)):
+        tr.model.zero_grad()
+        out.loss.backward()
+        grads = [p.grad.flatten() for p in tr.model.parameters() if p.requires_grad]
+        runs.append((out.loss.item(), torch.cat(grads)))
+    assert runs[0][0] == pytest.approx(runs[1][0], rel=1e-6)
+    assert torch.allclose(runs[0][1], runs[1][1], rtol=1e-4, atol=1e-6)
+    with pytest.raises(SystemExit):  # the conv encoder must be frozen for its features to be made elsewhere
+        train.parse_args(["--run", str(tmp_path), "--backend", "xlsr", "--features-in-workers"])

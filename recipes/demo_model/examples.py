@@ -3,11 +3,13 @@
 Word-aligned crops with partial edge words, several sentences concatenated with pauses, silence
 padding; speed, VTLP, simulated rooms, telephone band, codecs and noise; per-example normalisation
 (what the streaming engine does per window). Batches groups examples of similar length into
-batches of at most --batch-s padded seconds; new shards are picked up as they appear.
+batches of at most --batch-s padded seconds; new shards are picked up as they appear. With a
+FrozenConv the batches carry the frozen conv encoder's features instead of audio.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import random
 
@@ -199,9 +201,23 @@ class Builder:
         return x + nrng.standard_normal(len(x)).astype(np.float32) * 1e-4 * rng.random()
 
 
+class FrozenConv:
+    """A frozen conv feature encoder run where the batches are made (train.py --features-in-workers):
+    padded audio (B, S) -> conv features (B, T, C), under the trainer's autocast."""
+
+    def __init__(self, feature_extractor: torch.nn.Module, bf16: bool):
+        self.conv = copy.deepcopy(feature_extractor).cpu().eval().requires_grad_(False)
+        self.bf16 = bf16
+
+    def __call__(self, xs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            return self.conv(xs).transpose(1, 2).contiguous()
+
+
 class Batches(torch.utils.data.IterableDataset):
-    def __init__(self, root, seed, batch_s, sched, extra: Augment = Augment()):
+    def __init__(self, root, seed, batch_s, sched, extra: Augment = Augment(), features: FrozenConv | None = None):
         self.root, self.seed, self.batch_s, self.sched, self.extra = root, seed, batch_s, sched, extra
+        self.features = features  # batches carry conv features instead of audio when set
 
     def worker_seed(self) -> int:
         """The seed of this DataLoader worker's stream: each worker draws its own batches."""
@@ -226,7 +242,8 @@ class Batches(torch.utils.data.IterableDataset):
                 batches.append(cur)
             rng.shuffle(batches)
             for bt in batches:
-                yield collate(bt)
+                xs, am, lab, texts = collate(bt)
+                yield (self.features(xs) if self.features else xs), am, lab, texts
                 n += 1
             if n % 200 < len(batches):
                 corpus.refresh()

@@ -26,7 +26,7 @@ import torch  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 from echo import Echoing  # noqa: E402
-from examples import Augment, Batches, voice_weights_arg  # noqa: E402
+from examples import Augment, Batches, FrozenConv, voice_weights_arg  # noqa: E402
 
 
 # ---------------------------------------------------------------- eval helper
@@ -80,6 +80,10 @@ def add_speed_args(ap):
     ap.add_argument("--freeze-layers", type=int, default=None, metavar="K",
                     help="keep the whole front end (conv encoder, feature projection, positional conv) and the "
                          "first K transformer layers fixed: no backward pass below layer K")
+    ap.add_argument("--features-in-workers", action="store_true",
+                    help="run the frozen conv encoder in the data workers (CPU runs: they have idle cycles) and "
+                         "send its features instead of audio; needs --backend xlsr and --freeze-layers or "
+                         "--freeze-encoder")
     ap.add_argument("--echo-max", type=int, default=0,
                     help="data echoing: when no batch is ready, repeat the last one up to this many times "
                          "instead of waiting (GPU runs whose data workers are the limit; 0: always wait)")
@@ -128,7 +132,12 @@ def parse_args(argv=None):
                     help="also keep the half-precision weights of every checkpoint here (sNNNNNN.pt, for average.py)")
     add_data_args(ap)
     add_speed_args(ap)
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    frozen_conv = args.freeze_encoder or args.freeze_layers is not None
+    if args.features_in_workers and (use_transformers(args.backend) or not frozen_conv):
+        ap.error("--features-in-workers needs --backend xlsr and a frozen conv encoder "
+                 "(--freeze-layers K or --freeze-encoder)")
+    return args
 
 
 def use_transformers(backend):
@@ -260,7 +269,10 @@ class Trainer:
             g["lr"] = lr
         xs, am, lab = (t.to(self.device, non_blocking=True) for t in (xs, am, lab))
         with torch.autocast(device_type=self.device, dtype=torch.bfloat16, enabled=self.args.bf16):
-            out = self.model(xs, attention_mask=am, labels=lab)
+            if a.features_in_workers:  # xs: conv features (B, T, C) from the data workers
+                out = self.model(attention_mask=am, labels=lab, features=xs)
+            else:
+                out = self.model(xs, attention_mask=am, labels=lab)
         loss = out.loss.float()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -306,7 +318,7 @@ def _loop(tr, batches, dev, stop):
             dt = time.time() - t_log
             log(step=tr.step, loss=round(loss_acc / n_acc, 4), lr=round(lr, 6), gnorm=round(gn, 3),
                 steps_per_s=round(n_acc / dt, 4), audio_s_per_s=round(audio_s / dt, 2), bs=xs.shape[0],
-                len_s=round(xs.shape[1] / C.SR, 2), data_wait=round(wait / dt, 3), echoed=round(echoes / n_acc, 3),
+                len_s=round(am.shape[1] / C.SR, 2), data_wait=round(wait / dt, 3), echoed=round(echoes / n_acc, 3),
                 time=time.strftime("%H:%M:%S"))
             t_log, audio_s, loss_acc, n_acc, wait, echoes = time.time(), 0.0, 0.0, 0, 0.0, 0
         if tr.step % args.dev_every == 0:
@@ -333,7 +345,8 @@ def main(argv=None):
     ds = Batches(os.path.join(args.data, "train"), seed=args.seed * 100003 + start_step,
                  batch_s=args.batch_s, sched=lambda n: tr.sched(n, start_step),
                  extra=Augment(rooms=args.rooms, vtlp_max=args.vtlp_max, codecs=args.codecs,
-                                           voice_weights=args.voice_weights))
+                               voice_weights=args.voice_weights),
+                 features=FrozenConv(backbone(tr.model).feature_extractor, args.bf16) if args.features_in_workers else None)
     dl = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=args.workers,
                                      prefetch_factor=4 if args.workers else None,
                                      persistent_workers=bool(args.workers), pin_memory=device == "cuda")

@@ -33,9 +33,14 @@ class XlsrCTC(nn.Module):
         self.net = CTCModel(ModelConfig.from_dict(dict(config, model_type="wav2vec2")))
         self.extra: dict[str, torch.Tensor] = {}  # transformers-only tensors kept for the export
 
-    def forward(self, input_values, attention_mask=None, labels=None):
+    def forward(self, input_values=None, attention_mask=None, labels=None, features=None):
+        """Normalised audio (B, S), or its conv features (B, T, C) computed elsewhere (train.py
+        --features-in-workers: the frozen conv encoder runs in the data workers), -> logits, loss."""
         mask = None if attention_mask is None else attention_mask.bool()
-        logits = self.net(input_values, mask)
+        if features is None:
+            logits = self.net(input_values, mask)
+        else:
+            logits = self.net.encode_features(features, None if mask is None else self.net.frame_mask(mask))
         loss = None
         if labels is not None:
             frames = (self.net.frame_mask(mask).sum(-1) if mask is not None

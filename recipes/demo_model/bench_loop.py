@@ -7,7 +7,7 @@
 bench_train.py times optimizer steps on batches made beforehand; this runs the real train.py
 (fresh run directory, --max-steps, no dev pass, no checkpoints until the end) so that what the
 data workers cost on the same cores counts too. Each setting is the common train.py arguments
-(after `--`) plus its own; settings run round-robin --repeat times. Figure per run: the median of
+(after `--`) plus its own (VAR=VALUE entries set its environment); settings run round-robin --repeat times. Figure per run: the median of
 the logged audio-s/s after --skip steps (start-up, the room bank being filled). Prints per-setting
 medians over rounds and the median per-round ratio to the first setting; JSON with --json.
 Pause a running training first (it shares the cores): /work/logs/bench.sh does.
@@ -26,11 +26,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def one_run(common: list[str], extra: list[str], steps: int, skip: int) -> float:
-    """Median logged audio-s/s of one train.py run of `steps` steps, after the first `skip`."""
+    """Median logged audio-s/s of one train.py run of `steps` steps, after the first `skip`.
+    Entries of `extra` that look like VAR=VALUE (e.g. GOMP_SPINCOUNT=10000) go to its environment."""
+    env = dict(os.environ)
+    env.update(e.split("=", 1) for e in extra if "=" in e and not e.startswith("-"))
+    flags = [e for e in extra if "=" not in e or e.startswith("-")]
     with tempfile.TemporaryDirectory() as run_dir:
         cmd = [sys.executable, os.path.join(HERE, "train.py"), "--run", run_dir, "--max-steps", str(steps),
-               "--dev-every", "1000000000", "--ckpt-min", "100000", *common, *extra]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+               "--dev-every", "1000000000", "--ckpt-min", "100000", *common, *flags]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
     rates = [r["audio_s_per_s"] for r in map(json.loads, (line for line in out.splitlines() if line.startswith("{")))
              if "audio_s_per_s" in r and r["step"] > skip]
     if not rates:

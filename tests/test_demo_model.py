@@ -78,6 +78,31 @@ def test_example_transcribes():
     assert jiwer.cer(ref, hyp) < 0.5, (hyp, ref)  # character edit distance / reference length
 
 
+def test_shipped_weights_give_the_recorded_example_transcript():
+    """The shipped weights transcribe the example (greedy) as export.py recorded in STATUS.json, CER within 1 point."""
+    pytest.importorskip("torch")
+    from xlsr_live.decoding import DecoderOptions
+    from xlsr_live.model import load_model
+    from xlsr_live.offline import transcribe_file
+
+    recorded = _status().get("example_greedy")
+    assert recorded, "STATUS.json lacks example_greedy: re-run recipes/demo_model/export.py"
+    hyp = transcribe_file(load_model("demo", dtype="float32"), os.path.join(DEMO, "example.wav"),
+                          decoder=DecoderOptions(kind="greedy")).text
+    ref = open(os.path.join(DEMO, "example.txt")).read().strip()
+    assert abs(_levenshtein(ref, hyp) / len(ref) - recorded["cer"]) <= 0.01, (hyp, recorded)
+
+
+def _levenshtein(a: str, b: str) -> int:
+    """Character edit distance."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
 @pytest.fixture(scope="module")
 def example():
     """The bundled example: (audio as float32 at 16 kHz, its reference text)."""

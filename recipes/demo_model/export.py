@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 from textnorm import normalise, split_of  # noqa: E402
+from train import edit_distance  # noqa: E402
 
 MAX_BYTES = 25 * 1000 * 1000
 EXAMPLE_SENTENCES = [
@@ -52,6 +53,26 @@ def make_example(out_dir):
     text = " ".join(labels)
     open(os.path.join(out_dir, "example.txt"), "w").write(text + "\n")
     return len(x) / C.SR, text
+
+
+def record_example(out, model, proc) -> str:
+    """The exported weights' greedy transcript of example.wav; written with its CER into STATUS.json
+    (when there is one) as `example_greedy`, which tests/test_demo_model.py checks the shipped
+    weights against."""
+    x, sr = sf.read(os.path.join(out, "example.wav"), dtype="float32")
+    inp = proc(x, sampling_rate=sr, return_tensors="pt")
+    with torch.inference_mode():
+        logits = model(inp.input_values, attention_mask=inp.attention_mask).logits
+    hyp = proc.batch_decode(logits.argmax(-1))[0]
+    status_path = os.path.join(out, "STATUS.json")
+    if os.path.exists(status_path):
+        ref = open(os.path.join(out, "example.txt")).read().strip()
+        status = json.load(open(status_path))
+        status["example_greedy"] = {"hyp": hyp, "cer": round(edit_distance(ref, hyp) / len(ref), 4)}
+        with open(status_path, "w") as f:
+            json.dump(status, f, indent=1)
+            f.write("\n")
+    return hyp
 
 
 def main():
@@ -103,12 +124,10 @@ def main():
     # round trip through the public loaders
     m2 = Wav2Vec2ForCTC.from_pretrained(out).eval()
     proc = Wav2Vec2Processor.from_pretrained(out)
-    if not args.no_example:
-        x, sr = sf.read(os.path.join(out, "example.wav"), dtype="float32")
-        inp = proc(x, sampling_rate=sr, return_tensors="pt")
-        with torch.inference_mode():
-            logits = m2(inp.input_values, attention_mask=inp.attention_mask).logits
-        info["example"]["greedy_hyp"] = proc.batch_decode(logits.argmax(-1))[0]
+    if os.path.exists(os.path.join(out, "example.wav")):
+        hyp = record_example(out, m2, proc)
+        if not args.no_example:
+            info["example"]["greedy_hyp"] = hyp
     print(json.dumps(info, indent=1))
     print("files:", {f: os.path.getsize(os.path.join(out, f)) for f in sorted(os.listdir(out))})
     assert size <= MAX_BYTES, f"model.safetensors is {size} bytes > {MAX_BYTES}"

@@ -36,14 +36,13 @@ class XlsrCTC(nn.Module):
     def forward(self, input_values=None, attention_mask=None, labels=None, features=None):
         """Normalised audio (B, S), or its conv features (B, T, C) computed elsewhere (train.py
         --features-in-workers: the frozen conv encoder runs in the data workers), -> logits, loss."""
-        mask = None if attention_mask is None else attention_mask.bool()
-        if features is None:
-            logits = self.net(input_values, mask)
-        else:
-            logits = self.net.encode_features(features, None if mask is None else self.net.frame_mask(mask))
+        frame_mask = None if attention_mask is None else self.net.frame_mask(attention_mask.bool())
+        if features is None:  # CTCModel.forward's two halves (a wav2vec2 model has no filter bank)
+            features = self.net.conv_features(input_values)
+        logits = self.net.encode_features(features, frame_mask)
         loss = None
         if labels is not None:
-            frames = (self.net.frame_mask(mask).sum(-1) if mask is not None
+            frames = (frame_mask.sum(-1) if frame_mask is not None
                       else torch.full((logits.shape[0],), logits.shape[1], device=logits.device))
             valid = labels >= 0
             logp = F.log_softmax(logits.float(), -1).transpose(0, 1)

@@ -354,3 +354,16 @@ def test_features_in_workers_give_the_audio_paths_loss_and_gradient(recipe, tmp_
     assert torch.allclose(runs[0][1], runs[1][1], rtol=1e-4, atol=1e-6)
     with pytest.raises(SystemExit):  # the conv encoder must be frozen for its features to be made elsewhere
         train.parse_args(["--run", str(tmp_path), "--backend", "xlsr", "--features-in-workers"])
+
+
+def test_bf16_is_dropped_with_a_warning_where_it_would_be_emulated(recipe, monkeypatch, capsys):
+    """--bf16 stays on where the device has native bf16 and falls back to fp32, with a warning, where it does not."""
+    pytest.importorskip("torch")
+    import train
+
+    assert isinstance(train.native_bf16("cpu"), bool)  # the real probe answers on this CPU
+    monkeypatch.setattr(train, "native_bf16", lambda device: device == "cuda")
+    assert train.resolve_bf16(True, "cuda") is True
+    assert train.resolve_bf16(False, "cpu") is False and capsys.readouterr().err == ""
+    assert train.resolve_bf16(True, "cpu") is False
+    assert "--bf16 ignored on cpu" in capsys.readouterr().err

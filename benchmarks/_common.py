@@ -156,8 +156,8 @@ def _cpuinfo_flags() -> list[str]:
 
 
 def cpu_flags() -> list[str]:
-    """The CPU features that decide bf16/int8 speed (avx512*, amx*, avx_vnni)."""
-    return sorted(f for f in _cpuinfo_flags() if f.startswith(("avx512", "amx", "avx_vnni")))
+    """The CPU features that decide bf16/int8 speed (avx2, avx512*, amx*, avx_vnni)."""
+    return sorted(f for f in _cpuinfo_flags() if f.startswith(("avx2", "avx512", "amx", "avx_vnni")))
 
 
 def machine() -> dict:

@@ -189,11 +189,11 @@ def micro(args) -> dict:
                 "int8 fused": (quantize_int8(copy.deepcopy(fused)), False)}
     channels = base.config.conv_dim[-1]
     results = {}
-    for frames in (70, 220):
+    for frames in args.micro_frames:
         x = torch.randn(1, frames, channels)
         x16 = x.to(torch.bfloat16)
         mask = torch.ones(1, frames, dtype=torch.bool)
-        for threads in (1, 2):
+        for threads in args.micro_threads:
             torch.set_num_threads(threads)
             samples = {name: [] for name in variants}
             with _common.paused(args.pause_training), torch.inference_mode():
@@ -222,6 +222,8 @@ def main() -> None:
     parser.add_argument("--pause-training", action="store_true", help="SIGSTOP train.py during each timing")
     parser.add_argument("--micro", action="store_true", help="transformer-only timings of exact variants")
     parser.add_argument("--micro-repeats", type=int, default=5)
+    parser.add_argument("--micro-frames", type=int, nargs="+", default=[70, 220], help="--micro input lengths")
+    parser.add_argument("--micro-threads", type=int, nargs="+", default=[1, 2], help="--micro torch threads")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))  # run finally blocks

@@ -165,6 +165,21 @@ def test_half_precision_close_to_fp32(tiny_model_dir, tiny_model, dtype):
     np.testing.assert_allclose(_logits(half), _logits(tiny_model), atol=0.15)
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_native_bf16_warns(tiny_model_dir, monkeypatch, caplog, native):
+    """bf16 on a CPU that would emulate it logs a warning naming the faster choice; native bf16 and float32 do not."""
+    import xlsr_live.model.loader as loader
+
+    assert isinstance(loader.native_cpu_bf16(), bool)  # the real probe answers on this CPU
+    monkeypatch.setattr(loader, "native_cpu_bf16", lambda: native)
+    with caplog.at_level("WARNING", logger="xlsr_live.model.loader"):
+        load_model(tiny_model_dir, dtype="bf16")
+        load_model(tiny_model_dir, dtype="fp32")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == (0 if native else 1)
+    assert native or ("emulated" in warnings[0] and "int8" in warnings[0])
+
+
 def test_int8_close_to_fp32(tiny_model_dir, tiny_model):
     """Dynamic int8 quantization keeps logits close to fp32 and reports itself."""
     quantized = load_model(tiny_model_dir, dtype="int8")

@@ -4,8 +4,9 @@
 and which decoder. Fields left at None are chosen per device from measurements
 (docs/performance.md):
 
-* CPU: dynamic int8 linear layers (on this project's 2-core AMD EPYC with avx512_bf16 but no
-  AMX, bf16 measured 1.8x slower than int8) and the cached left context (`kv_cache`);
+* CPU: dynamic int8 linear layers (bf16 measured 1.8x slower than int8 on a 2-core AMD EPYC with
+  avx512_bf16 but no AMX, and 14x slower on an AVX2-only EPYC that emulates it) and the cached left
+  context (`kv_cache`);
 * CUDA: bf16 (fp16 where the GPU lacks bf16) and the cached left context.
 
 `exact=True` is the reference: fp32 weights and activations, the left context recomputed for

@@ -25,6 +25,22 @@ FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+@pytest.fixture(autouse=True)
+def private_ping_random(monkeypatch):
+    """Keepalive pings draw from a private Random: the server thread's pings (uvicorn and websockets call
+    random.getrandbits) would otherwise move the global state that hypothesis checks around each draw."""
+    import importlib
+    import random
+
+    for name in ("uvicorn.protocols.websockets.websockets_sansio_impl", "websockets.asyncio.connection",
+                 "websockets.sync.connection"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # an implementation this install lacks
+            continue
+        monkeypatch.setattr(module, "random", random.Random(0))
+
+
 class ServerThread:
     """A SpeechServer on port 0 running in its own thread and event loop."""
 

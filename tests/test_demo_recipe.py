@@ -251,17 +251,15 @@ def test_echoing_without_echo_waits_and_passes_errors_on(recipe):
 def test_time_schedule_and_frozen_conv_layers_survive_resume(recipe, tmp_path):
     """--schedule time carries the run's elapsed time across --resume; --freeze-conv-layers K fixes the first K conv layers only."""
     pytest.importorskip("torch")
-    import time
-
     import train
 
     common = ["--run", str(tmp_path), "--backend", "xlsr", "--schedule", "time", "--max-minutes", "10",
               "--freeze-conv-layers", "4"]
     first = train.Trainer(train.parse_args(common), "cpu")
-    first.t0 -= 300.0  # as if it had trained for five minutes
+    first.clock.elapsed_s += 300.0  # as if it had trained for five minutes
     first.save()
     again = train.Trainer(train.parse_args(common + ["--resume"]), "cpu")
-    assert 299.0 < time.time() - again.t0 < 330.0
+    assert 300.0 <= again.clock.tick() < 330.0
     frozen = [all(not p.requires_grad for p in layer.parameters()) for layer in train.conv_layers(again.model)]
     assert frozen == [True] * 4 + [False] * (len(frozen) - 4)
 
@@ -367,3 +365,18 @@ def test_bf16_is_dropped_with_a_warning_where_it_would_be_emulated(recipe, monke
     assert train.resolve_bf16(False, "cpu") is False and capsys.readouterr().err == ""
     assert train.resolve_bf16(True, "cpu") is False
     assert "--bf16 ignored on cpu" in capsys.readouterr().err
+
+
+def test_run_clock_counts_steps_not_stops(recipe):
+    """The run clock adds the time between ticks, caps a long stop at MAX_GAP_S, and starts from a resumed total."""
+    pytest.importorskip("torch")
+    from train import RunClock
+
+    now = [100.0]
+    clock = RunClock(elapsed_s=30.0, now=lambda: now[0])
+    now[0] += 0.5
+    assert clock.tick() == 30.5
+    now[0] += 600.0  # a SIGSTOP while a benchmark ran
+    assert clock.tick() == 30.5 + RunClock.MAX_GAP_S
+    now[0] += 2.0
+    assert clock.tick() == 32.5 + RunClock.MAX_GAP_S

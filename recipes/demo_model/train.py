@@ -202,6 +202,25 @@ def build_model(args, config_over, ck):
     return model
 
 
+class RunClock:
+    """Seconds a run has trained: the wall time between ticks, each gap capped at MAX_GAP_S, so that
+    SIGSTOPs (benchmarks pause training) do not use up a wall-time cosine; carried across --resume.
+    Session 13 lost 21 of run15's 95 minutes that way."""
+
+    MAX_GAP_S = 60.0  # longer than any step, dev check or checkpoint here; a stop counts as this much
+
+    def __init__(self, elapsed_s: float = 0.0, now=time.monotonic):
+        self.elapsed_s, self._now = elapsed_s, now
+        self._last = now()
+
+    def tick(self) -> float:
+        """Add the time since the last tick (at most MAX_GAP_S); the run's seconds so far."""
+        t = self._now()
+        self.elapsed_s += min(t - self._last, self.MAX_GAP_S)
+        self._last = t
+        return self.elapsed_s
+
+
 class Trainer:
     """Model, optimizer and step of one run; resumable from RUN/ckpt_last.pt."""
 
@@ -223,8 +242,8 @@ class Trainer:
         if ck:
             self.opt.load_state_dict(ck["opt"])
             random.setstate(ck["py_rng"]); torch.set_rng_state(ck["torch_rng"])
-        # --schedule time: the cosine runs over the run's wall time, carried across --resume
-        self.t0 = time.time() - (ck.get("elapsed_s", 0.0) if ck else 0.0)
+        # --schedule time: the cosine runs over the run's training time, carried across --resume
+        self.clock = RunClock(ck.get("elapsed_s", 0.0) if ck else 0.0)
         nparam = sum(p.numel() for p in params)
         print(f"params {nparam / 1e6:.2f}M device {device} start step {self.step}", flush=True)
 
@@ -239,7 +258,7 @@ class Trainer:
         torch.save({"model": state, "opt": self.opt.state_dict(), "step": self.step,
                     "config_over": self.config_over, "py_rng": random.getstate(),
                     "torch_rng": torch.get_rng_state(), "args": vars(self.args),
-                    "elapsed_s": time.time() - self.t0}, tmp)
+                    "elapsed_s": self.clock.tick()}, tmp)
         os.replace(tmp, self.ck_path)
 
     def save_weights(self, path, **extra):
@@ -263,7 +282,7 @@ class Trainer:
         """One optimizer step; returns (loss, grad norm, lr)."""
         a = self.args
         if a.max_minutes and a.schedule == "time":  # cosine over the wall-time budget (GPU runs)
-            frac = min(1.0, (time.time() - self.t0) / (a.max_minutes * 60))
+            frac = min(1.0, self.clock.tick() / (a.max_minutes * 60))
             lr = C.cosine_lr(int(frac * 100000), a.lr, 0, 100000) * min(1.0, (self.step + 1) / a.warmup)
         else:
             lr = C.cosine_lr(self.step, a.lr, a.warmup, a.total_steps)
@@ -303,15 +322,18 @@ def _loop(tr, batches, dev, stop):
     """The steps over (batch, fresh) pairs; fresh is False for a batch repeated by --echo-max."""
     args = tr.args
     t_ck = t_log = t_start = time.time()
-    if args.schedule == "time":  # the budget is the run's, not this process's (see Trainer.t0)
-        t_start = tr.t0
+
+    def out_of_time():  # --schedule time: the run's training time (Trainer.clock), else this process's
+        spent = tr.clock.tick() if args.schedule == "time" else time.time() - t_start
+        return bool(args.max_minutes) and spent > args.max_minutes * 60
+
     audio_s, loss_acc, n_acc, best_cer = 0.0, 0.0, 0, float("inf")
     wait, t_asked = 0.0, time.time()  # seconds spent waiting for the data workers (GPU runs: are they the limit?)
     echoes = 0  # repeated batches since the last log line
     for (xs, am, lab, _texts), fresh in batches:
         wait += time.time() - t_asked
         echoes += not fresh
-        if tr.step >= args.max_steps or stop or (args.max_minutes and time.time() - t_start > args.max_minutes * 60):
+        if tr.step >= args.max_steps or stop or out_of_time():
             return
         loss, gn, lr = tr.train_step(xs, am, lab)
         audio_s += am.sum().item() / C.SR

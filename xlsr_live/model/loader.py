@@ -161,9 +161,9 @@ def load_model(
     with torch.device("meta"):  # no random init, no second copy of the weights
         model = CTCModel(config)
     load_state(model, state, str(directory))
-    torch_device = torch.device(device)
-    _warn_if_emulated(parse_dtype(dtype), torch_device)
-    model = model.eval().to(torch_device, parse_dtype(dtype))
+    torch_device, activation_dtype = torch.device(device), parse_dtype(dtype)
+    _warn_if_emulated(activation_dtype, torch_device)
+    model = model.eval().to(torch_device, activation_dtype)
     if fuse_qkv:
         model.fuse_qkv()
     quantization = "int8" if str(dtype).lower() in INT8 else None
@@ -172,7 +172,7 @@ def load_model(
             raise ValueError(f"dtype {dtype!r} (dynamic int8) runs on the CPU only, not on {torch_device}")
         model = quantize_int8(model)
     loaded = LoadedModel(model, config, vocab, Preprocessing.from_directory(directory), directory,
-                         torch_device, parse_dtype(dtype), quantization, language,
+                         torch_device, activation_dtype, quantization, language,
                          AdapterCache(directory) if config.adapter_attn_dim is not None else None)
     if loaded.adapters is not None:
         loaded.adapters.add(loaded)
@@ -188,7 +188,7 @@ def native_cpu_bf16() -> bool:
 
 def _warn_if_emulated(dtype: torch.dtype, device: torch.device) -> None:
     """Log a warning for bf16 on a CPU whose oneDNN has no bf16 kernels (no AVX-512 / AMX): emulated
-    there, 7x slower than float32 and 15x slower than int8 at XLSR-53 size on an AVX2 EPYC (session 13)."""
+    there, 6.8x slower than float32 and 14x slower than int8 at XLSR-53 size on an AVX2 EPYC (session 13)."""
     if dtype == torch.bfloat16 and device.type == "cpu" and not native_cpu_bf16():
         log.warning("dtype bfloat16 on a CPU without native bf16 (capability %s) is emulated and much "
                     "slower; int8 (the CPU default) or float32 is faster here",

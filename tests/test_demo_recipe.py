@@ -380,3 +380,41 @@ def test_run_clock_counts_steps_not_stops(recipe):
     assert clock.tick() == 30.5 + RunClock.MAX_GAP_S
     now[0] += 2.0
     assert clock.tick() == 32.5 + RunClock.MAX_GAP_S
+
+
+def test_specaugment_masks_stay_inside_each_sequence_and_only_while_training(recipe):
+    """Masking: time spans take masked_spec_embed inside the real frames, channel spans are zeroed, eval is untouched."""
+    torch = pytest.importorskip("torch")
+    import xlsr_backend as X
+
+    torch.manual_seed(0)
+    masking = X.Masking(time_prob=0.3, time_span=10, feature_prob=0.5, feature_span=8)
+    frame_mask = torch.ones(2, 200, dtype=torch.bool)
+    frame_mask[1, 120:] = False
+    embed = torch.full((32,), 7.0)
+    out = masking.apply(torch.ones(2, 200, 32), frame_mask, embed)
+    timed = (out == 7.0).any(-1)  # frames carrying the embedding (where no channel mask zeroed all of it)
+    assert not timed[1, 120:].any() and timed[1, :120].any()
+    assert 0.1 < timed[0].float().mean() < 0.4  # ~int(0.3 * 200 / 10 + U) = 6-7 spans of 10, overlaps allowed
+    zeroed = (out == 0).all(1)  # (B, H): channels zero at every frame; int(0.5 * 32 / 8 + U) = 2-3 spans of 8
+    assert (zeroed.sum(-1) >= 8).all() and (zeroed.sum(-1) <= 24).all()
+    with pytest.raises(ValueError, match="time_prob"):
+        X.Masking(time_prob=1.5)
+
+    model = X.XlsrCTC(__import__("common").config_dict(num_hidden_layers=1), masking).eval()
+    wave, am = torch.randn(1, 16_000), torch.ones(1, 16_000, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.equal(model(wave, attention_mask=am).logits, model.net(wave))  # eval: no masks
+        model.train()
+        assert not torch.allclose(model(wave, attention_mask=am).logits, model.net(wave))
+
+
+def test_mask_options_reach_the_xlsr_backend(recipe, tmp_path):
+    """--mask-time-prob / --mask-feature-prob build the training model's Masking."""
+    pytest.importorskip("torch")
+    import train
+
+    args = train.parse_args(["--run", str(tmp_path), "--backend", "xlsr", "--mask-time-prob", "0.25",
+                             "--mask-time-len", "8", "--mask-feature-prob", "0.1"])
+    model = train.build_model(args, {"num_hidden_layers": 1}, None)
+    assert model.masking == __import__("xlsr_backend").Masking(time_prob=0.25, time_span=8, feature_prob=0.1)

@@ -67,6 +67,13 @@ def add_data_args(ap):
                     help="augmentation with simulated rooms (pyroomacoustics) and vocal-tract-length perturbation")
     ap.add_argument("--voice-weights", type=voice_weights_arg, default=(),
                     help="sampling weights by voice prefix, e.g. 'kokoro=6,kokoro:af=10' (default: uniform)")
+    ap.add_argument("--mask-time-prob", type=float, default=None,
+                    help="SpecAugment time masks on the projected features (transformers' mask_time_prob; "
+                         "default: the config's 0.05 with transformers, none with --backend xlsr)")
+    ap.add_argument("--mask-time-len", type=int, default=10, help="frames per time mask (20 ms each)")
+    ap.add_argument("--mask-feature-prob", type=float, default=None,
+                    help="SpecAugment channel masks (transformers' mask_feature_prob; default: the config's 0)")
+    ap.add_argument("--mask-feature-len", type=int, default=64, help="channels per channel mask")
 
 
 def add_speed_args(ap):
@@ -175,7 +182,11 @@ def build_model(args, config_over, ck):
     if use_transformers(args.backend):
         from transformers import Wav2Vec2ForCTC
 
-        model = Wav2Vec2ForCTC(C.model_config(**config_over, **drop))
+        masks = {k: v for k, v in [("mask_time_prob", args.mask_time_prob), ("mask_feature_prob", args.mask_feature_prob)]
+                 if v is not None}
+        if masks:
+            masks.update(mask_time_length=args.mask_time_len, mask_feature_length=args.mask_feature_len)
+        model = Wav2Vec2ForCTC(C.model_config(**config_over, **drop, **masks))
         if ck:
             model.load_state_dict(ck["model"])
         elif args.init and os.path.isdir(args.init):  # an exported HF directory, e.g. xlsr_live/models/demo
@@ -185,7 +196,9 @@ def build_model(args, config_over, ck):
     else:
         import xlsr_backend
 
-        model = xlsr_backend.XlsrCTC(C.config_dict(**config_over))
+        masking = xlsr_backend.Masking(time_prob=args.mask_time_prob or 0.0, time_span=args.mask_time_len,
+                                       feature_prob=args.mask_feature_prob or 0.0, feature_span=args.mask_feature_len)
+        model = xlsr_backend.XlsrCTC(C.config_dict(**config_over), masking)
         if ck:
             model.load_hf_state_dict(ck["model"])
         elif args.init:

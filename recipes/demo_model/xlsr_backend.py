@@ -1,8 +1,8 @@
 """Training without transformers: xlsr-live's plain-torch CTC model (wav2vec2 family) plus a CTC loss.
 
 train.py uses this when transformers is not installed (for example a stock GPU image with only
-torch): same parameters, same logits; no dropout and no SpecAugment time masks (the package's
-runtime module is inference code). State dicts are read and written in transformers' naming
+torch): same parameters, same logits; no dropout; SpecAugment masks only when asked for (`Masking`,
+train.py --mask-time-prob / --mask-feature-prob; the package's runtime module is inference code). State dicts are read and written in transformers' naming
 (the positional conv's weight-norm pair g, v), so checkpoints stay interchangeable with the
 transformers backend and export.py.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
@@ -25,12 +26,67 @@ POS = "wav2vec2.encoder.pos_conv_embed.conv."
 G, V = POS + "parametrizations.weight.original0", POS + "parametrizations.weight.original1"
 
 
+MASK_EMBED = "wav2vec2.masked_spec_embed"
+
+
+@dataclass(frozen=True)
+class Masking:
+    """SpecAugment on the projected features while training, as transformers' Wav2Vec2 does
+    (`_compute_mask_indices`): per sequence int(prob * length / span + U(0, 1)) spans of `span` frames
+    (time; at least `time_min` of them) or channels (features), starts drawn uniformly, overlaps allowed.
+    Masked frames become the checkpoint's `masked_spec_embed` vector (kept fixed here), masked channels 0."""
+
+    time_prob: float = 0.0
+    time_span: int = 10
+    time_min: int = 2
+    feature_prob: float = 0.0
+    feature_span: int = 64
+
+    def __post_init__(self):
+        for name in ("time_prob", "feature_prob"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"Masking.{name} must lie in [0, 1), got {getattr(self, name)}")
+        if self.time_span < 1 or self.feature_span < 1:
+            raise ValueError(f"Masking spans must be >= 1 frame/channel, got {self.time_span}, {self.feature_span}")
+
+    @property
+    def active(self) -> bool:
+        return self.time_prob > 0 or self.feature_prob > 0
+
+    def apply(self, hidden: torch.Tensor, frame_mask: torch.Tensor | None, embed: torch.Tensor) -> torch.Tensor:
+        """hidden (B, T, H) -> the same with time spans replaced by embed (H,) and channel spans zeroed."""
+        b, t, h = hidden.shape
+        lengths = frame_mask.sum(-1).tolist() if frame_mask is not None else [t] * b
+        if self.time_prob > 0:
+            spans = span_mask(lengths, t, self.time_prob, self.time_span, self.time_min, hidden.device)
+            hidden = torch.where(spans[..., None], embed.to(hidden.device, hidden.dtype), hidden)
+        if self.feature_prob > 0:
+            spans = span_mask([h] * b, h, self.feature_prob, self.feature_span, 0, hidden.device)
+            hidden = hidden.masked_fill(spans[:, None, :], 0.0)
+        return hidden
+
+
+def span_mask(lengths: list[int], size: int, prob: float, span: int, min_spans: int,
+              device: torch.device) -> torch.Tensor:
+    """(B, size) bool: for row i, spans of `span` positions inside its first lengths[i] (torch's RNG)."""
+    out = torch.zeros(len(lengths), size, dtype=torch.bool)
+    for i, n in enumerate(lengths):
+        if n <= span:
+            continue  # too short to mask a whole span, as in transformers
+        count = max(min_spans, int(prob * n / span + torch.rand(()).item()))
+        count = min(count, n // span)
+        for start in torch.randint(0, n - span + 1, (count,)).tolist():
+            out[i, start:start + span] = True
+    return out.to(device)
+
+
 class XlsrCTC(nn.Module):
     """Wav2Vec2ForCTC-like wrapper: forward(input_values, attention_mask, labels) -> .logits, .loss."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, masking: Masking = Masking()):
         super().__init__()
         self.net = CTCModel(ModelConfig.from_dict(dict(config, model_type="wav2vec2")))
+        self.masking = masking
         self.extra: dict[str, torch.Tensor] = {}  # transformers-only tensors kept for the export
 
     def forward(self, input_values=None, attention_mask=None, labels=None, features=None):
@@ -39,7 +95,12 @@ class XlsrCTC(nn.Module):
         frame_mask = None if attention_mask is None else self.net.frame_mask(attention_mask.bool())
         if features is None:  # CTCModel.forward's two halves (a wav2vec2 model has no filter bank)
             features = self.net.conv_features(input_values)
-        logits = self.net.encode_features(features, frame_mask)
+        if self.training and self.masking.active:  # encode_features with SpecAugment in between
+            hidden = self.net.backbone.feature_projection(features)
+            hidden = self.masking.apply(hidden, frame_mask, self.mask_embed(hidden.shape[-1]))
+            logits = self.net.lm_head(self.net.backbone.encoder(hidden, frame_mask, None))
+        else:
+            logits = self.net.encode_features(features, frame_mask)
         loss = None
         if labels is not None:
             frames = (frame_mask.sum(-1) if frame_mask is not None
@@ -50,10 +111,15 @@ class XlsrCTC(nn.Module):
                               zero_infinity=True)
         return SimpleNamespace(logits=logits, loss=loss)
 
+    def mask_embed(self, hidden: int) -> torch.Tensor:
+        """The checkpoint's masked_spec_embed (H,), zeros where the checkpoint has none."""
+        embed = self.extra.get(MASK_EMBED)
+        return embed if embed is not None else torch.zeros(hidden)
+
     def load_hf_state_dict(self, state: dict):
         # half-precision weights (train.py --best-weights) are widened before the weight-norm fold
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-        self.extra = {k: v for k, v in state.items() if k == "wav2vec2.masked_spec_embed"}
+        self.extra = {k: v for k, v in state.items() if k == MASK_EMBED}
         folded = fold_weight_norm({k: v for k, v in state.items() if k not in self.extra})
         self.net.load_state_dict(folded)
 

@@ -15,6 +15,18 @@ VOCAB_DICT = {t: i for i, t in enumerate(VOCAB)}
 PAD_ID, UNK_ID, DELIM_ID = 0, 3, 4
 
 
+def edit_distance(a, b) -> int:
+    """Levenshtein distance between two sequences (characters of a string, or a list of words)."""
+    d = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(b) + 1):
+            cur = d[j]
+            d[j] = min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
+            prev = cur
+    return d[len(b)]
+
+
 def model_config(**over):
     """transformers' Wav2Vec2Config of the demo model (config_dict with `over` applied)."""
     from transformers import Wav2Vec2Config

@@ -31,7 +31,7 @@ import torch  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 import lmdecode as L  # noqa: E402
-from train import edit_distance  # noqa: E402
+from common import edit_distance  # noqa: E402
 
 CONDITIONS = ["clean", "white_20db", "white_10db", "pink_10db", "babble_10db", "reverb", "telephone",
               "clean_chunked"]

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 from textnorm import normalise, split_of  # noqa: E402
-from train import edit_distance  # noqa: E402
+from common import edit_distance  # noqa: E402
 
 MAX_BYTES = 25 * 1000 * 1000
 EXAMPLE_SENTENCES = [

@@ -30,17 +30,6 @@ from examples import Augment, Batches, FrozenConv, voice_weights_arg  # noqa: E4
 
 
 # ---------------------------------------------------------------- eval helper
-def edit_distance(a, b):
-    d = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(b) + 1):
-            cur = d[j]
-            d[j] = min(d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
-            prev = cur
-    return d[len(b)]
-
-
 @torch.no_grad()
 def dev_cer(model, dev, device, n=60):
     model.eval()
@@ -50,8 +39,8 @@ def dev_cer(model, dev, device, n=60):
         with torch.inference_mode():  # no autograd graph for the dev pass
             ids = model(x).logits.argmax(-1)[0].cpu().numpy()
         hyp = C.decode_ids(ids)
-        errs += edit_distance(hyp, m["text"]); chars += len(m["text"])
-        werrs += edit_distance(hyp.split(), m["text"].split()); words += len(m["text"].split())
+        errs += C.edit_distance(hyp, m["text"]); chars += len(m["text"])
+        werrs += C.edit_distance(hyp.split(), m["text"].split()); words += len(m["text"].split())
     model.train()
     return errs / max(1, chars), werrs / max(1, words), hyp, m["text"]
 

@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
 import lmdecode as L  # noqa: E402
 from evaluate import load_model  # noqa: E402
-from train import edit_distance  # noqa: E402
+from common import edit_distance  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_data as M
 from kokoro_voice import KOKORO_VOICES, synth_kokoro
 from textnorm import build_sentences
-from train import edit_distance
+from common import edit_distance
 
 DEFAULT_VOICES = ["kokoro:" + v for v in KOKORO_VOICES] + [
     "piper:en_US-joe-medium", "flite:kal16", "flite:slt", "espeak:en-us",

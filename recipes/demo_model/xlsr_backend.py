@@ -1,9 +1,9 @@
 """Training without transformers: xlsr-live's plain-torch CTC model (wav2vec2 family) plus a CTC loss.
 
 train.py uses this when transformers is not installed (for example a stock GPU image with only
-torch): same parameters, same logits; no dropout; SpecAugment masks only when asked for (`Masking`,
-train.py --mask-time-prob / --mask-feature-prob; the package's runtime module is inference code). State dicts are read and written in transformers' naming
-(the positional conv's weight-norm pair g, v), so checkpoints stay interchangeable with the
+torch): same parameters, same logits; no dropout; SpecAugment masks only when asked for
+(`Masking`, train.py --mask-time-prob / --mask-feature-prob; the package's runtime module is
+inference code). State dicts are read and written in transformers' naming (the positional conv's weight-norm pair g, v), so checkpoints stay interchangeable with the
 transformers backend and export.py.
 """
 from __future__ import annotations
@@ -72,7 +72,7 @@ def span_mask(lengths: list[int], size: int, prob: float, span: int, min_spans: 
     out = torch.zeros(len(lengths), size, dtype=torch.bool)
     for i, n in enumerate(lengths):
         if n <= span:
-            continue  # too short to mask a whole span, as in transformers
+            continue  # shorter than one span: left unmasked (transformers shortens the span instead)
         count = max(min_spans, int(prob * n / span + torch.rand(()).item()))
         count = min(count, n // span)
         for start in torch.randint(0, n - span + 1, (count,)).tolist():

@@ -3,8 +3,9 @@
 train.py uses this when transformers is not installed (for example a stock GPU image with only
 torch): same parameters, same logits; no dropout; SpecAugment masks only when asked for
 (`Masking`, train.py --mask-time-prob / --mask-feature-prob; the package's runtime module is
-inference code). State dicts are read and written in transformers' naming (the positional conv's weight-norm pair g, v), so checkpoints stay interchangeable with the
-transformers backend and export.py.
+inference code). State dicts are read and written in transformers' naming (the positional conv's
+weight-norm pair g, v), so checkpoints stay interchangeable with the transformers backend and
+export.py.
 """
 from __future__ import annotations
 

@@ -385,6 +385,7 @@ def test_run_clock_counts_steps_not_stops(recipe):
 def test_specaugment_masks_stay_inside_each_sequence_and_only_while_training(recipe):
     """Masking: time spans take masked_spec_embed inside the real frames, channel spans are zeroed, eval is untouched."""
     torch = pytest.importorskip("torch")
+    import common
     import xlsr_backend as X
 
     torch.manual_seed(0)
@@ -401,7 +402,7 @@ def test_specaugment_masks_stay_inside_each_sequence_and_only_while_training(rec
     with pytest.raises(ValueError, match="time_prob"):
         X.Masking(time_prob=1.5)
 
-    model = X.XlsrCTC(__import__("common").config_dict(num_hidden_layers=1), masking).eval()
+    model = X.XlsrCTC(common.config_dict(num_hidden_layers=1), masking).eval()
     wave, am = torch.randn(1, 16_000), torch.ones(1, 16_000, dtype=torch.bool)
     with torch.no_grad():
         assert torch.equal(model(wave, attention_mask=am).logits, model.net(wave))  # eval: no masks
@@ -413,8 +414,9 @@ def test_mask_options_reach_the_xlsr_backend(recipe, tmp_path):
     """--mask-time-prob / --mask-feature-prob build the training model's Masking."""
     pytest.importorskip("torch")
     import train
+    import xlsr_backend
 
     args = train.parse_args(["--run", str(tmp_path), "--backend", "xlsr", "--mask-time-prob", "0.25",
                              "--mask-time-len", "8", "--mask-feature-prob", "0.1"])
     model = train.build_model(args, {"num_hidden_layers": 1}, None)
-    assert model.masking == __import__("xlsr_backend").Masking(time_prob=0.25, time_span=8, feature_prob=0.1)
+    assert model.masking == xlsr_backend.Masking(time_prob=0.25, time_span=8, feature_prob=0.1)

@@ -171,10 +171,11 @@ def build_model(args, config_over, ck):
     if use_transformers(args.backend):
         from transformers import Wav2Vec2ForCTC
 
-        masks = {k: v for k, v in [("mask_time_prob", args.mask_time_prob), ("mask_feature_prob", args.mask_feature_prob)]
-                 if v is not None}
-        if masks:
-            masks.update(mask_time_length=args.mask_time_len, mask_feature_length=args.mask_feature_len)
+        masks = {}  # only what was asked for overrides the config (its default: 0.05 x 5 frames)
+        if args.mask_time_prob is not None:
+            masks.update(mask_time_prob=args.mask_time_prob, mask_time_length=args.mask_time_len)
+        if args.mask_feature_prob is not None:
+            masks.update(mask_feature_prob=args.mask_feature_prob, mask_feature_length=args.mask_feature_len)
         model = Wav2Vec2ForCTC(C.model_config(**config_over, **drop, **masks))
         if ck:
             model.load_state_dict(ck["model"])

@@ -420,3 +420,41 @@ def test_mask_options_reach_the_xlsr_backend(recipe, tmp_path):
                              "--mask-time-len", "8", "--mask-feature-prob", "0.1"])
     model = train.build_model(args, {"num_hidden_layers": 1}, None)
     assert model.masking == xlsr_backend.Masking(time_prob=0.25, time_span=8, feature_prob=0.1)
+
+
+def test_grow_layers_maps_old_layers_and_refuses_to_shrink(recipe):
+    """grow.source_layers spreads the old layers in order; fewer layers than the start is a ValueError."""
+    import grow
+
+    assert grow.source_layers(6, 12) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert grow.source_layers(2, 5) == [0, 0, 0, 1, 1]
+    assert grow.source_layers(3, 3) == [0, 1, 2]
+    with pytest.raises(ValueError, match="layers=2"):
+        grow.source_layers(3, 2)
+
+
+def test_layers_grows_the_packaged_model_without_changing_its_logits(recipe, tmp_path):
+    """--init DIR --layers 9 gives a 9-layer model with the packaged model's eval logits, on both backends."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    import train
+    import xlsr_backend
+
+    demo = os.path.join(os.path.dirname(__file__), "..", "xlsr_live", "models", "demo")
+    old = xlsr_backend.XlsrCTC(train.C.config_dict()).eval()
+    xlsr_backend.load_init(old, demo)
+    wave = torch.randn(1, 24_000)
+    with torch.no_grad():
+        want = old(wave).logits
+    for backend in ("xlsr", "transformers"):
+        args = train.parse_args(["--run", str(tmp_path), "--backend", backend, "--init", demo, "--layers", "9"])
+        tr = train.Trainer(args, "cpu")
+        model = tr.model.eval()
+        assert tr.config_over == {"num_hidden_layers": 9}
+        layers = train.backbone(model).encoder.layers
+        assert len(layers) == 9
+        assert float(layers[1].attention.out_proj.weight.detach().abs().sum()) == 0.0  # a repeat: identity at the start
+        with torch.no_grad():
+            got = model(wave).logits
+        assert torch.allclose(got, want, atol=1e-4), (backend, float((got - want).abs().max()))
+    assert isinstance(model, transformers.Wav2Vec2ForCTC)

@@ -458,3 +458,20 @@ def test_layers_grows_the_packaged_model_without_changing_its_logits(recipe, tmp
             got = model(wave).logits
         assert torch.allclose(got, want, atol=1e-4), (backend, float((got - want).abs().max()))
     assert isinstance(model, transformers.Wav2Vec2ForCTC)
+
+
+def test_export_stores_float16_weights_and_keeps_metadata(recipe, tmp_path):
+    """export.store_half halves the float tensors of a safetensors file and keeps its metadata and integers."""
+    torch = pytest.importorskip("torch")
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    import export
+
+    path = str(tmp_path / "model.safetensors")
+    weight = torch.randn(4, 3)
+    save_file({"w": weight, "n": torch.arange(3)}, path, metadata={"format": "pt"})
+    export.store_half(path)
+    with safe_open(path, framework="pt") as f:
+        assert f.metadata() == {"format": "pt"}
+        assert f.get_tensor("w").dtype == torch.float16 and f.get_tensor("n").dtype == torch.int64
+        assert torch.allclose(f.get_tensor("w").float(), weight, atol=2e-3)

@@ -3,7 +3,8 @@
   python export.py --ckpt /work/demo-runs/run1/ckpt_last.pt            # -> xlsr_live/models/demo
   python export.py --ckpt ... --out /tmp/demo --no-example
 
-Writes config.json, model.safetensors (fp32, must be <= 25 MB), vocab.json,
+Writes config.json, model.safetensors (float16 storage by default, must be <= 25 MB; config.json keeps
+dtype float32, so loaders compute in fp32; --storage float32 keeps full precision), vocab.json,
 tokenizer_config.json, special_tokens_map.json (if transformers writes it),
 preprocessor_config.json, and example.wav / example.txt: a 16 kHz mono clip
 spoken by a HELD-OUT voice (flite slt) of two HELD-OUT sentences (eval split).
@@ -75,12 +76,28 @@ def record_example(out, model, proc) -> str:
     return hyp
 
 
+def store_half(path: str):
+    """Rewrite a safetensors file with its float tensors in float16 (the file's metadata kept)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata()
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    save_file(state, path + ".tmp", metadata=meta)
+    os.replace(path + ".tmp", path)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default="/work/demo-runs/run1/ckpt_last.pt")
     ap.add_argument("--out", default=os.path.join(here, "../../xlsr_live/models/demo"))
     ap.add_argument("--no-example", action="store_true")
+    ap.add_argument("--storage", choices=("float16", "float32"), default="float16",
+                    help="dtype of the stored weights (float16: half the bytes; the snapshots training "
+                         "averages are float16 already)")
     args = ap.parse_args()
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
@@ -95,6 +112,8 @@ def main():
     model.load_state_dict(ck["model"])
     model.eval()
     model.save_pretrained(out, safe_serialization=True)
+    if args.storage == "float16":
+        store_half(os.path.join(out, "model.safetensors"))
 
     with tempfile.TemporaryDirectory() as d:
         vf = os.path.join(d, "vocab.json")

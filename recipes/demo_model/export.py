@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,6 +87,7 @@ def store_half(path: str):
         state = {k: f.get_tensor(k) for k in f.keys()}
     state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, path + ".tmp", metadata=meta)
+    shutil.copymode(path, path + ".tmp")
     os.replace(path + ".tmp", path)
 
 

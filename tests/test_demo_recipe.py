@@ -458,6 +458,12 @@ def test_layers_grows_the_packaged_model_without_changing_its_logits(recipe, tmp
             got = model(wave).logits
         assert torch.allclose(got, want, atol=1e-4), (backend, float((got - want).abs().max()))
     assert isinstance(model, transformers.Wav2Vec2ForCTC)
+    tr.save()  # a 9-layer checkpoint: a new run from it keeps 9 layers without --layers
+    again = train.Trainer(train.parse_args(["--run", str(tmp_path / "b"), "--backend", "xlsr",
+                                            "--init", str(tmp_path / "ckpt_last.pt")]), "cpu")
+    assert train.C.init_depth(demo) == 6 and again.config_over == {"num_hidden_layers": 9}
+    with torch.no_grad():
+        assert torch.allclose(again.model.eval()(wave).logits, want, atol=1e-4)
 
 
 def test_export_stores_float16_weights_and_keeps_metadata(recipe, tmp_path):

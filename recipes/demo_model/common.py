@@ -53,6 +53,20 @@ def config_dict(**over):
     return kw
 
 
+def init_depth(path: str | None) -> int | None:
+    """Transformer layers of a starting point (an exported directory's config.json or a train.py
+    checkpoint's config_over; 6 where a checkpoint does not say); None without one."""
+    if not path:
+        return None
+    if os.path.isdir(path):
+        with open(os.path.join(path, "config.json")) as f:
+            return int(json.load(f)["num_hidden_layers"])
+    import torch
+
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    return int(ck.get("config_over", {}).get("num_hidden_layers", config_dict()["num_hidden_layers"]))
+
+
 def encode(text: str):
     return [VOCAB_DICT.get(c, UNK_ID) if c != " " else DELIM_ID for c in text]
 

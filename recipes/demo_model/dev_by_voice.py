@@ -41,7 +41,7 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=40, help="utterances per family at most")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
-    model = xlsr_backend.XlsrCTC(C.config_dict())
+    model = xlsr_backend.XlsrCTC(C.config_dict(num_hidden_layers=C.init_depth(args.model)))
     xlsr_backend.load_init(model, args.model)
     model.eval()
     corpus = C.Corpus(args.data)

@@ -97,8 +97,8 @@ def parse_args(argv=None):
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init", default=None, help="start weights from this checkpoint (new optimizer)")
     ap.add_argument("--layers", type=int, default=None,
-                    help="transformer layers of a new run (default: the config's 6); more than --init has: "
-                         "the extra ones start as identity copies of its layers (grow.py)")
+                    help="transformer layers of a new run (default: --init's, else the config's 6); more than "
+                         "--init has: the extra ones start as identity copies of its layers (grow.py)")
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--total-steps", type=int, default=4000, help="cosine schedule length")
@@ -167,22 +167,19 @@ def front_end(model, k):
     return [w2v.feature_projection, w2v.encoder.pos_conv_embed, *w2v.encoder.layers[:k]]
 
 
-def grown_init(args) -> dict:
-    """--init's weights in transformers' names, deepened to --layers (grow.py)."""
+def grown_init(path: str, layers: int) -> dict:
+    """--init's weights in transformers' names, deepened to `layers` (grow.py; equal depth: a copy)."""
     import grow
 
-    if os.path.isdir(args.init):  # an exported model: read through the plain-torch backend, any depth
+    if os.path.isdir(path):  # an exported model: read through the plain-torch backend, any depth
         import xlsr_backend
 
-        with open(os.path.join(args.init, "config.json")) as f:
-            depth = json.load(f)["num_hidden_layers"]
-        old = xlsr_backend.XlsrCTC(C.config_dict(num_hidden_layers=depth))
-        xlsr_backend.load_init(old, args.init)
+        old = xlsr_backend.XlsrCTC(C.config_dict(num_hidden_layers=C.init_depth(path)))
+        xlsr_backend.load_init(old, path)
         state = old.hf_state_dict()
     else:
-        state = torch.load(args.init, map_location="cpu", weights_only=False)["model"]
-    return grow.grow_layers({k: v.float() if v.is_floating_point() else v for k, v in state.items()},
-                            args.layers)
+        state = torch.load(path, map_location="cpu", weights_only=False)["model"]
+    return grow.grow_layers({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, layers)
 
 
 def build_model(args, config_over, ck):
@@ -200,8 +197,8 @@ def build_model(args, config_over, ck):
         model = Wav2Vec2ForCTC(C.model_config(**config_over, **drop, **masks))
         if ck:
             model.load_state_dict(ck["model"])
-        elif args.init and args.layers:
-            model.load_state_dict(grown_init(args))
+        elif args.init and "num_hidden_layers" in config_over:
+            model.load_state_dict(grown_init(args.init, config_over["num_hidden_layers"]))
         elif args.init and os.path.isdir(args.init):  # an exported HF directory, e.g. xlsr_live/models/demo
             model.load_state_dict(Wav2Vec2ForCTC.from_pretrained(args.init).state_dict())
         elif args.init:
@@ -214,8 +211,8 @@ def build_model(args, config_over, ck):
         model = xlsr_backend.XlsrCTC(C.config_dict(**config_over), masking)
         if ck:
             model.load_hf_state_dict(ck["model"])
-        elif args.init and args.layers:
-            model.load_hf_state_dict(grown_init(args))
+        elif args.init and "num_hidden_layers" in config_over:
+            model.load_hf_state_dict(grown_init(args.init, config_over["num_hidden_layers"]))
         elif args.init:
             xlsr_backend.load_init(model, args.init)
     layers = conv_layers(model)
@@ -258,7 +255,8 @@ class Trainer:
         resume = args.resume and os.path.exists(self.ck_path)
         ck = torch.load(self.ck_path, map_location="cpu", weights_only=False) if resume else None
         self.step = ck["step"] if ck else 0
-        self.config_over = ck["config_over"] if ck else ({"num_hidden_layers": args.layers} if args.layers else {})
+        depth = args.layers or C.init_depth(args.init)  # a new run keeps --init's depth unless --layers
+        self.config_over = ck["config_over"] if ck else ({"num_hidden_layers": depth} if depth else {})
         if not ck:
             torch.manual_seed(args.seed)
         self.model = build_model(args, self.config_over, ck)

@@ -481,3 +481,35 @@ def test_export_stores_float16_weights_and_keeps_metadata(recipe, tmp_path):
         assert f.metadata() == {"format": "pt"}
         assert f.get_tensor("w").dtype == torch.float16 and f.get_tensor("n").dtype == torch.int64
         assert torch.allclose(f.get_tensor("w").float(), weight, atol=2e-3)
+
+
+def test_fit_check_scores_a_builders_examples(recipe):
+    """fit_check.fit gives CER 0 when the model's greedy output is the transcript, and counts every example."""
+    torch = pytest.importorskip("torch")
+    import common as C
+    import fit_check
+
+    class Echo(torch.nn.Module):  # logits that spell the transcript, one label per frame
+        def __init__(self, text):
+            super().__init__()
+            self.ids = [i for c in C.encode(text) for i in (c, C.PAD_ID)]
+
+        def forward(self, x, labels):
+            logits = torch.full((1, len(self.ids), len(C.VOCAB)), -9.0)
+            logits[0, torch.arange(len(self.ids)), torch.tensor(self.ids)] = 9.0
+            return torch.nn.functional.log_softmax(logits, -1), logits
+
+    class Builder:
+        def example(self, max_s, aug, p_empty):
+            return np.zeros(16_000, np.float32), "hello world"
+
+    class Model(Echo):
+        def forward(self, x, labels):
+            logp, logits = super().forward(x, labels)
+            loss = torch.nn.functional.ctc_loss(logp.transpose(0, 1), labels, [logp.shape[1]],
+                                                [labels.shape[1]], blank=C.PAD_ID)
+            return type("Out", (), {"loss": loss / labels.shape[1], "logits": logits})
+
+    r = fit_check.fit(Model("hello world"), Builder(), n=3, aug=1.0)
+    assert r["n"] == 3 and r["aug"] == 1.0 and r["cer"] == 0.0 and r["median_loss"] < 0.01
+    assert fit_check.fit(Model("hello"), Builder(), n=2, aug=0.0)["cer"] > 0.5

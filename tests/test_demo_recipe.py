@@ -513,3 +513,20 @@ def test_fit_check_scores_a_builders_examples(recipe):
     r = fit_check.fit(Model("hello world"), Builder(), n=3, aug=1.0)
     assert r["n"] == 3 and r["aug"] == 1.0 and r["cer"] == 0.0 and r["median_loss"] < 0.01
     assert fit_check.fit(Model("hello"), Builder(), n=2, aug=0.0)["cer"] > 0.5
+
+
+def test_extra_text_sources_join_train_and_dev_by_the_hash_split(recipe, monkeypatch):
+    """build_sentences(extra=...) adds a source's sentences to the split of their label's hash; unknown names fail."""
+    import textnorm
+
+    lines = [f"The {w} walked over the {v} hill." for w in ("cat", "dog", "fox", "owl") for v in ("red", "big", "old")]
+    monkeypatch.setattr(textnorm, "fortune_sentences", lambda: ["A fortune about cats and dogs."])
+    monkeypatch.setattr(textnorm, "dict_words", lambda: ["apple", "pear"])
+    monkeypatch.setattr(textnorm, "EXTRA_SOURCES", {"gloss": lambda: iter(lines + lines[:2])})
+    by = textnorm.build_sentences(n_wordlist=0, extra=("gloss",))
+    got = {lab: split for split, rows in by.items() for _, lab, src in rows if src == "gloss"}
+    assert len(got) == len(lines)  # repeats dropped
+    assert all(split == textnorm.split_of(lab) for lab, split in got.items())
+    assert textnorm.build_sentences(n_wordlist=0) == {k: [r for r in v if r[2] != "gloss"] for k, v in by.items()}
+    with pytest.raises(ValueError, match="nope"):
+        textnorm.build_sentences(extra=("nope",))

@@ -18,11 +18,9 @@ lmplz is built from the kenlm sdist on PyPI (cmake + Boost, see setup.sh) into -
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import logging
 import os
-import re
 import subprocess
 import sys
 
@@ -34,7 +32,6 @@ LOG = logging.getLogger("build_lm")
 PACKAGE_DIR = os.path.join(HERE, "../../xlsr_live/models/demo")
 KENLM_VERSION = "0.3.0"
 GUARD_N = 5  # LM sentences sharing a word n-gram of this length with a held-out sentence are dropped
-WORDNET_DIR = "/usr/share/wordnet"
 
 
 # ---------------------------------------------------------------- lmplz from the sdist
@@ -58,45 +55,7 @@ def ensure_kenlm_tools(work: str) -> str:
 
 
 # ---------------------------------------------------------------- text sources
-def clauses(text: str):
-    """Sentences, and long ones split at ; and : (textnorm keeps at most 30 words)."""
-    for s in re.split(r"(?<=[.!?])\s+", text):
-        if len(s.split()) > 30:
-            yield from (c for c in re.split(r"[;:]\s+", s) if c.strip())
-        else:
-            yield s
-
-
-def kjv_sentences():
-    """The King James Bible verse by verse (the `bible` program of bible-kjv), LORD -> Lord."""
-    out = subprocess.run(["bible", "-l1000", "Gen1:1-Rev22:21"], capture_output=True, text=True,
-                         check=True, cwd="/").stdout
-    for ln in out.splitlines():
-        m = re.match(r"\s*\d+\s+(.*)", ln)
-        if m:
-            verse = re.sub(r"\b[A-Z]{2,}\b", lambda w: w.group(0).capitalize(), m.group(1))
-            yield from clauses(verse)
-
-
-def wordnet_sentences():
-    """WordNet glosses: definitions and the quoted example sentences."""
-    for f in sorted(glob.glob(os.path.join(WORDNET_DIR, "data.*"))):
-        for ln in open(f, encoding="utf-8", errors="replace"):
-            if ln.startswith(" ") or "|" not in ln:
-                continue  # licence header
-            gloss = ln.split("|", 1)[1]
-            for part in gloss.split(";"):
-                part = part.strip().strip('"').strip()
-                if part:
-                    yield part[0].upper() + part[1:]
-
-
-def fortune_clauses():
-    for s in T.fortune_sentences():
-        yield from clauses(s)
-
-
-SOURCES = {"fortunes": fortune_clauses, "kjv": kjv_sentences, "wordnet": wordnet_sentences}
+SOURCES = {"fortunes": T.fortune_clauses, "kjv": T.kjv_sentences, "wordnet": T.wordnet_sentences}
 
 
 # ---------------------------------------------------------------- held-out guard

@@ -340,10 +340,13 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--mix", choices=sorted(MIXES), default="v1",
                     help="voice mix (v2: + Piper joe, more female espeak variants; v3: + Kokoro-82M; kokoro: Kokoro alone)")
+    ap.add_argument("--text-sources", default="",
+                    help="comma-separated extra text for train/dev sentences: wordnet, kjv (textnorm.EXTRA_SOURCES; "
+                         "same hash split, so no eval sentence enters; eval always speaks fortunes)")
     args = ap.parse_args()
 
     t0 = time.time()
-    by = build_sentences()
+    by = build_sentences(extra=tuple(s for s in args.text_sources.split(",") if s))
     rng = random.Random(f"{args.split}-{args.tag}-{args.seed}")
     out_dir = os.path.join(args.out, args.split)
     os.makedirs(out_dir, exist_ok=True)

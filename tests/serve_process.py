@@ -22,6 +22,8 @@ class ServeProcess:
         line = self.proc.stdout.readline()
         if " on " not in line:
             self.proc.kill()
+            self.proc.wait()
+            self.proc.stdout.close()
             raise RuntimeError(f"xlsr-live serve did not start: {line!r}")
         self.ws = line.split(" on ")[1].split()[0]
         self.http = self.ws.replace("ws", "http", 1)
@@ -35,3 +37,4 @@ class ServeProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc.stdout.close()

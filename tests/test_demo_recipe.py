@@ -530,3 +530,19 @@ def test_extra_text_sources_join_train_and_dev_by_the_hash_split(recipe, monkeyp
     assert textnorm.build_sentences(n_wordlist=0) == {k: [r for r in v if r[2] != "gloss"] for k, v in by.items()}
     with pytest.raises(ValueError, match="nope"):
         textnorm.build_sentences(extra=("nope",))
+
+
+def test_mbrola_mix_draws_only_mbrola_voices_and_older_mixes_none(recipe):
+    """--mix mbrola spreads over the 4 MBROLA voices behind both front ends; v1-v3 never draw them."""
+    import random
+
+    import make_data
+
+    rng = random.Random(5)
+    got = {make_data.pick_voice(rng, "train", ["m1"], "mbrola", ["f1"])["voice"] for _ in range(400)}
+    assert got == {f"festival:{v}_mbrola" for v in make_data.MBROLA_TRAIN} | {
+        f"espeak:mb-{v}" for v in make_data.MBROLA_TRAIN}
+    for mix in ("v1", "v2", "v3"):
+        drawn = [make_data.pick_voice(rng, "train", ["m1"], mix, ["f1"]) for _ in range(2000)]
+        assert not [d for d in drawn if "mb" in d["vname"]], mix
+        assert {d["synth"] for d in drawn} >= {"espeak", "flite", "festival"}

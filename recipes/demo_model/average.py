@@ -3,24 +3,44 @@
   python average.py /work/demo-runs/run9/snaps/s00*.pt --out /work/demo-runs/run9_avg.pt
 
 Inputs are train.py checkpoints or half-precision weight files (`--best-weights`, `--last-weights`,
-snapshots): anything with a "model" state dict in transformers' names. The output holds "model",
-"step" (the newest input's), "config_over" and "averaged" (the inputs), which evaluate.py and
-export.py read like a checkpoint. Integer tensors (none in this model) are taken from the newest.
+snapshots): anything with a "model" state dict in transformers' names; or an exported model folder
+(model.safetensors, step from its STATUS.json), so that runs fine-tuned from the packaged model can be
+averaged with it (a "model soup"; its steps count per run, so "step" then only orders the inputs).
+The output holds "model", "step" (the newest input's), "config_over", "averaged" (the inputs' steps)
+and "sources" (their paths), which evaluate.py and export.py read like a checkpoint. Integer tensors
+(none in this model) are taken from the newest.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 import torch
+
+
+def load(path: str) -> dict:
+    """A checkpoint dict ("model", "step", "config_over") from a .pt file or an exported model folder."""
+    if not os.path.isdir(path):
+        return torch.load(path, map_location="cpu", weights_only=False)
+    from safetensors.torch import load_file
+
+    with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+        layers = json.load(f)["num_hidden_layers"]
+    status = os.path.join(path, "STATUS.json")
+    step = 0
+    if os.path.exists(status):
+        with open(status, encoding="utf-8") as f:
+            step = int(json.load(f).get("training_step", 0))
+    return {"model": load_file(os.path.join(path, "model.safetensors")), "step": step,
+            "config_over": {"num_hidden_layers": layers}}
 
 
 def average(paths: list[str]) -> dict:
     """The mean of the inputs' float tensors; ValueError if their names or shapes differ."""
     if not paths:
         raise ValueError("no checkpoints to average")
-    loaded = sorted(((torch.load(p, map_location="cpu", weights_only=False), p) for p in paths),
-                    key=lambda pair: pair[0]["step"])
+    loaded = sorted(((load(p), p) for p in paths), key=lambda pair: pair[0]["step"])
     cks = [ck for ck, _ in loaded]
     first = cks[0]["model"]
     total = {k: v.float().clone() if v.is_floating_point() else v for k, v in first.items()}
@@ -33,7 +53,7 @@ def average(paths: list[str]) -> dict:
     model = {k: v / len(cks) if v.is_floating_point() else v for k, v in total.items()}
     newest = cks[-1]
     return {"model": model, "step": newest["step"], "config_over": newest.get("config_over", {}),
-            "args": newest.get("args"), "averaged": [int(c["step"]) for c in cks]}
+            "args": newest.get("args"), "averaged": [int(c["step"]) for c in cks], "sources": [p for _, p in loaded]}
 
 
 def main(argv=None):

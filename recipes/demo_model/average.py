@@ -1,4 +1,4 @@
-"""Average the weights of several checkpoints: snapshots of one run, or runs from one starting point (uniform mean, float32).
+"""Average the weights of several checkpoints: snapshots of one run, or runs from one start (uniform mean, fp32).
 
   python average.py /work/demo-runs/run9/snaps/s00*.pt --out /work/demo-runs/run9_avg.pt
 

@@ -1,7 +1,8 @@
 """Female-range versions of the male training utterances, made with the WORLD vocoder (pyworld).
 
   python world_voices.py --n 3000 --tag w1 --seed 21        # -> /work/demo-data/train/shard_w1_<k>.*
-  python world_voices.py --data /work/demo-data-t --voices flite:,festival:kal,festival:ked --n 3000 --tag w2 --seed 51 --shard 250
+  python world_voices.py --data /work/demo-data-t --voices flite:,festival:kal,festival:ked \
+      --n 3000 --tag w2 --seed 51 --shard 250                 # only these voices' utterances
 
 The held-out voices are female (flite slt, festival slt HTS) and the training voices mostly male;
 the few natural female voices (Kokoro af_/bf_) are slow to synthesize here (~0.8 CPU s per audio
@@ -121,7 +122,8 @@ def main(argv=None):
     prefixes = tuple(p for p in args.voices.split(",") if p)
     items = male_items(corpus, set(espeak_variants(female_only=True)), prefixes)
     if not items:
-        raise SystemExit(f"no male training utterances under {train_dir}" + (f" with voices {prefixes}" if prefixes else ""))
+        which = f" with voices {prefixes}" if prefixes else ""
+        raise SystemExit(f"no male training utterances under {train_dir}{which}")
     rng = random.Random(args.seed)
     rng.shuffle(items)
     done, t0 = 0, time.time()

@@ -1,7 +1,7 @@
 """Female-range versions of the male training utterances, made with the WORLD vocoder (pyworld).
 
   python world_voices.py --n 3000 --tag w1 --seed 21        # -> /work/demo-data/train/shard_w1_<k>.*
-  python world_voices.py --data /work/demo-data-t --voices flite:,festival:kal,festival:ked \
+  python world_voices.py --data /work/demo-data-t --voices flite:,festival:kal,festival:ked
       --n 3000 --tag w2 --seed 51 --shard 250                 # only these voices' utterances
 
 The held-out voices are female (flite slt, festival slt HTS) and the training voices mostly male;

@@ -15,8 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common as C  # noqa: E402
 
 
 def load(path: str) -> dict:
@@ -25,15 +29,13 @@ def load(path: str) -> dict:
         return torch.load(path, map_location="cpu", weights_only=False)
     from safetensors.torch import load_file
 
-    with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
-        layers = json.load(f)["num_hidden_layers"]
     status = os.path.join(path, "STATUS.json")
     step = 0
     if os.path.exists(status):
         with open(status, encoding="utf-8") as f:
             step = int(json.load(f).get("training_step", 0))
     return {"model": load_file(os.path.join(path, "model.safetensors")), "step": step,
-            "config_over": {"num_hidden_layers": layers}}
+            "config_over": {"num_hidden_layers": C.init_depth(path)}}
 
 
 def average(paths: list[str]) -> dict:
